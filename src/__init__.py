@@ -1,0 +1,1 @@
+"""HDD-Lightning: hyperbolic dataset distillation with PyTorch Lightning and Hydra."""

@@ -1,0 +1,18 @@
+"""Shared behaviour of the entry points: user errors become one line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from src.errors import HDDError
+
+
+def report_errors(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn``; an HDDError prints ``error: ...`` on stderr and exits with status 2."""
+    try:
+        return fn(*args)
+    except HDDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

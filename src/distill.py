@@ -1,0 +1,17 @@
+"""Entry point: ``python -m src.distill dataset=cifar10 ipc=10``."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.cli import report_errors
+from src.pipelines.distill import run_distill
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="distill")
+def main(cfg: DictConfig) -> None:
+    """Compose the config and run one distillation."""
+    report_errors(run_distill, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Hyperbolic geometry on the Lorentz model: pure functions, no training code."""
+
+from src.hyperbolic.lorentz import (
+    distance_to_origin,
+    lift,
+    lorentz_centroid,
+    lorentz_distance,
+    lorentz_normalize_sum,
+    manifold,
+    minkowski_inner,
+    to_poincare,
+)
+
+__all__ = [
+    "distance_to_origin",
+    "lift",
+    "lorentz_centroid",
+    "lorentz_distance",
+    "lorentz_normalize_sum",
+    "manifold",
+    "minkowski_inner",
+    "to_poincare",
+]

@@ -1,0 +1,137 @@
+"""Lorentz (hyperboloid) model of hyperbolic space, on top of ``geoopt.manifolds.Lorentz``.
+
+Convention (geoopt's): for k > 0 the manifold is
+``H = {x in R^(n+1) : <x, x>_L = -k, x0 > 0}`` with the Minkowski product
+``<x, y>_L = -x0*y0 + sum_i xi*yi`` and origin ``o = (sqrt(k), 0, ..., 0)``.
+
+Everything is computed in float64. Even so, the textbook formulas lose all
+precision for lifted ConvNet features: a feature of norm 25 becomes a point
+with coordinates ~ e^25 / 2, so ``<x, x>_L`` is the difference of two numbers
+near 1e21 and float64 leaves an error of ~1e5 where the answer is -k. The
+distance and the centroid normaliser below are therefore written in forms
+that never subtract two such numbers (see each docstring); they agree with
+the textbook formulas wherever those are accurate (tests/test_hyperbolic.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import geoopt
+import torch
+from torch import Tensor
+
+# Clamp of SPEC section 3 for the square root in the centroid normaliser.
+CENTROID_EPS = 1e-8
+# Keeps sqrt's gradient finite at a zero argument (identical points, zero features).
+_TINY = 1e-30
+
+
+@functools.lru_cache(maxsize=32)
+def manifold(k: float, device: str = "cpu") -> geoopt.manifolds.Lorentz:
+    """The geoopt Lorentz manifold with parameter ``k`` in float64 (cached per device)."""
+    if not k > 0:
+        raise ValueError(f"the Lorentz parameter k must be > 0, got {k}")
+    return geoopt.manifolds.Lorentz(k=torch.tensor(float(k), dtype=torch.float64, device=device))
+
+
+def _manifold_for(k: float, like: Tensor) -> geoopt.manifolds.Lorentz:
+    return manifold(float(k), str(like.device))
+
+
+def _safe_norm(v: Tensor) -> Tensor:
+    """Euclidean norm over the last dimension with a finite gradient at zero."""
+    return v.pow(2).sum(dim=-1, keepdim=True).clamp_min(_TINY).sqrt()
+
+
+def minkowski_inner(x: Tensor, y: Tensor, keepdim: bool = False) -> Tensor:
+    """Minkowski product ``<x, y>_L = -x0*y0 + sum_i xi*yi`` (geoopt's, textbook form)."""
+    return geoopt.manifolds.lorentz.math.inner(x, y, keepdim=keepdim, dim=-1)
+
+
+def lift(features: Tensor, k: float = 1.0) -> Tensor:
+    """Lift Euclidean features onto the hyperboloid: ``projx(expmap0((0, v)))`` in float64.
+
+    For ``v in R^n`` this is
+    ``(sqrt(k) cosh(|v|/sqrt(k)), sqrt(k) sinh(|v|/sqrt(k)) v/|v|)`` in ``R^(n+1)``.
+    """
+    v = features.to(torch.float64)
+    u = torch.nn.functional.pad(v, (1, 0))  # tangent vector at the origin: time part 0
+    m = _manifold_for(k, v)
+    return m.projx(m.expmap0(u))
+
+
+def distance_to_origin(x: Tensor, k: float = 1.0) -> Tensor:
+    """Geodesic distance to the origin ``r = sqrt(k) asinh(|x_{1:}| / sqrt(k))`` ("level").
+
+    Equal to ``sqrt(k) arcosh(x0 / sqrt(k))`` on the manifold, but exact near the origin.
+    """
+    sk = k**0.5
+    return sk * torch.asinh(_safe_norm(x.to(torch.float64)[..., 1:]).squeeze(-1) / sk)
+
+
+def lorentz_distance(x: Tensor, y: Tensor, k: float = 1.0) -> Tensor:
+    """Geodesic distance ``d(x, y) = sqrt(k) arcosh(-<x, y>_L / k)``, in a cancellation-free form.
+
+    With polar coordinates ``x_{1:} = sqrt(k) sinh(r_x / sqrt(k)) e_x`` (|e_x| = 1),
+    ``-<x, y>_L / k - 1 = 2 sinh^2((r_x - r_y) / (2 sqrt(k)))
+    + |x_{1:}| |y_{1:}| |e_x - e_y|^2 / (2k) =: delta >= 0`` and
+    ``d = sqrt(k) log1p(delta + sqrt(delta (delta + 2)))``.
+    Only the space part of each point is read (the time part is implied by it).
+    """
+    sk = k**0.5
+    xs = x.to(torch.float64)[..., 1:]
+    ys = y.to(torch.float64)[..., 1:]
+    nx, ny = _safe_norm(xs), _safe_norm(ys)
+    radial = 2.0 * torch.sinh((torch.asinh(nx / sk) - torch.asinh(ny / sk)) / 2.0).pow(2)
+    angular = nx * ny * (xs / nx - ys / ny).pow(2).sum(dim=-1, keepdim=True) / (2.0 * k)
+    delta = (radial + angular).squeeze(-1)
+    return sk * torch.log1p(delta + (delta * (delta + 2.0)).clamp_min(_TINY).sqrt())
+
+
+def lorentz_normalize_sum(
+    points: Tensor, weights: Tensor, k: float = 1.0, eps: float = CENTROID_EPS
+) -> Tensor:
+    """Project ``a = sum_i w_i x_i`` back onto the hyperboloid: ``sqrt(k) a / sqrt(|<a, a>_L|)``.
+
+    ``points`` (..., m, n+1) lie on the manifold, ``weights`` (..., m) are >= 0.
+    ``-<a, a>_L = (a0 - |a_s|)(a0 + |a_s|)`` with, writing ``v_i`` for the space part,
+    ``p_i = w_i |v_i|``, ``e_i = v_i / |v_i|``, ``P = sum p_i`` and ``e = sum p_i e_i / P``:
+    ``a0 - |a_s| = sum_i w_i k / (x0_i + |v_i|) + sum_i p_i |e_i - e|^2 / (1 + |e|)``,
+    a sum of non-negative terms, so the centroid of one point is that point to
+    float64 precision however far it lies from the origin.
+    """
+    x = points.to(torch.float64)
+    w = weights.to(torch.float64).unsqueeze(-1)
+    x0, v = x[..., :1], x[..., 1:]
+    nv = _safe_norm(v)
+    e = v / nv
+    p = w * nv
+    total = p.sum(dim=-2, keepdim=True).clamp_min(_TINY)
+    e_mean = (p * e).sum(dim=-2, keepdim=True) / total
+    e_mean_norm = _safe_norm(e_mean)
+    spread = (p * (e - e_mean).pow(2).sum(dim=-1, keepdim=True)).sum(dim=-2, keepdim=True)
+    gap = (w * k / (x0 + nv)).sum(dim=-2, keepdim=True) + spread / (1.0 + e_mean_norm)
+    a = (w * x).sum(dim=-2, keepdim=True)
+    a_space_norm = total * e_mean_norm
+    norm = (gap * (a[..., :1] + a_space_norm)).clamp_min(eps).sqrt()
+    return (k**0.5 * a / norm).squeeze(-2)
+
+
+def lorentz_centroid(points: Tensor, k: float = 1.0, weights: Tensor | None = None) -> Tensor:
+    """Lorentzian centroid ``sqrt(k) a / sqrt(|<a, a>_L|)`` with ``a = sum_i w_i x_i``.
+
+    ``points`` (..., m, n+1); ``weights`` (..., m) non-negative, default uniform ``1/m``
+    (the result does not depend on their overall scale).
+    """
+    if weights is None:
+        weights = points.new_full(points.shape[:-1], 1.0 / points.shape[-2])
+    elif bool((weights < 0).any()):
+        raise ValueError("centroid weights must be non-negative")
+    return lorentz_normalize_sum(points, weights, k)
+
+
+def to_poincare(x: Tensor, k: float = 1.0) -> Tensor:
+    """Hyperboloid -> Poincaré ball of radius sqrt(k): ``x_{1:} / (1 + x0 / sqrt(k))``."""
+    x = x.to(torch.float64)
+    return x[..., 1:] / (1.0 + x[..., :1] / k**0.5)

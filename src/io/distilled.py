@@ -1,0 +1,105 @@
+"""The distilled-set file: safetensors (images, labels) + JSON metadata, saved atomically."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from src.errors import DistilledFileError
+from src.io.atomic import atomic_path, atomic_write_text
+
+FORMAT = "hdd-distilled/1"
+_META_KEY = "hdd"
+
+
+@dataclass
+class DistilledSet:
+    """Synthetic images (N, C, H, W) float32, labels (N,) int64 and their metadata."""
+
+    images: Tensor
+    labels: Tensor
+    meta: dict = field(default_factory=dict)
+
+
+def metadata_path(path: str | Path) -> Path:
+    """The JSON file written beside a distilled set."""
+    return Path(path).with_suffix(".json")
+
+
+def save_distilled(path: str | Path, images: Tensor, labels: Tensor, meta: dict) -> Path:
+    """Save a distilled set atomically as ``path`` (.safetensors) and its JSON beside it."""
+    path = Path(path)
+    meta = {"format": FORMAT, **meta}
+    text = json.dumps(meta, indent=2, sort_keys=True, default=str)
+    tensors = {
+        "images": images.detach().to("cpu", torch.float32).contiguous(),
+        "labels": labels.detach().to("cpu", torch.int64).contiguous(),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: text})
+    atomic_write_text(metadata_path(path), text + "\n")
+    return path
+
+
+def load_distilled(path: str | Path) -> DistilledSet:
+    """Load and validate a distilled set; any problem is a DistilledFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistilledFileError(f"distilled set '{path}' does not exist")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DistilledFileError(f"'{path}' is not a readable safetensors file ({exc})") from None
+    if set(tensors) != {"images", "labels"}:
+        raise DistilledFileError(
+            f"'{path}' must hold exactly the tensors 'images' and 'labels', found {sorted(tensors)}"
+        )
+    images, labels = tensors["images"], tensors["labels"]
+    if images.dtype != torch.float32 or images.ndim != 4:
+        raise DistilledFileError(
+            f"'{path}': images must be float32 (N, C, H, W), "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
+    if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
+        raise DistilledFileError(
+            f"'{path}': labels must be int64 of shape ({images.shape[0]},), "
+            f"got {labels.dtype} {tuple(labels.shape)}"
+        )
+    if not torch.isfinite(images).all():
+        raise DistilledFileError(f"'{path}': images contain NaN or inf")
+    try:
+        meta = json.loads(header[_META_KEY])
+    except (KeyError, json.JSONDecodeError):
+        raise DistilledFileError(f"'{path}' has no valid '{_META_KEY}' metadata") from None
+    if meta.get("format") != FORMAT:
+        raise DistilledFileError(f"'{path}' has format {meta.get('format')!r}, expected {FORMAT}")
+    return DistilledSet(images, labels, meta)
+
+
+def check_matches(
+    ds: DistilledSet,
+    channels: int,
+    im_size: tuple[int, int],
+    num_classes: int,
+    path: str | Path = "",
+) -> None:
+    """Raise DistilledFileError unless the set's shape and labels fit the data set."""
+    expected = (channels, *im_size)
+    if tuple(ds.images.shape[1:]) != expected:
+        raise DistilledFileError(
+            f"distilled set {path} has images of shape {tuple(ds.images.shape[1:])}, "
+            f"but dataset '{ds.meta.get('dataset')}' needs {expected}; "
+            "pass the dataset it was distilled from"
+        )
+    if len(ds.labels) and (int(ds.labels.min()) < 0 or int(ds.labels.max()) >= num_classes):
+        raise DistilledFileError(f"distilled set {path} has labels outside [0, {num_classes})")

@@ -1,0 +1,1 @@
+"""What the entry points run: plain functions of a composed config."""

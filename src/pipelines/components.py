@@ -1,0 +1,79 @@
+"""Build the pieces of a run from its composed config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import hydra
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from src.augment import DSA
+from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
+from src.errors import ConfigError
+from src.matching import MatchingLoss
+from src.models import MODELS, build_model
+
+
+def to_dict(cfg: Any) -> dict:
+    """A plain, resolved dict of a config node (empty for None)."""
+    if cfg is None:
+        return {}
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def model_factory(model_cfg: Any, info: DatasetInfo) -> Callable[[], nn.Module]:
+    """A no-argument constructor of the configured network for ``info``'s images."""
+    spec = to_dict(model_cfg)
+    name = spec.pop("name", None)
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'; choose one of: {', '.join(sorted(MODELS))}")
+    kwargs = {k: v for k, v in spec.items() if v is not None}
+    factory = partial(build_model, name, info.channels, info.num_classes, info.im_size, **kwargs)
+    factory()  # fail now, not mid-run, on options the network does not take
+    return factory
+
+
+def build_loss(loss_cfg: DictConfig) -> MatchingLoss:
+    """Instantiate the configured matching loss."""
+    return _instantiate(loss_cfg, "loss")
+
+
+def build_augment(augment_cfg: DictConfig) -> DSA:
+    """Instantiate the configured augmentation."""
+    return _instantiate(augment_cfg, "augment")
+
+
+def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except hydra.errors.InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"cannot build {group}: {cause or exc}") from None
+
+
+def load_data(dataset_cfg: DictConfig, train: bool = True) -> tuple[DatasetInfo, RealPool]:
+    """The data set's description and one split as a RealPool."""
+    info = get_dataset_info(dataset_cfg.name)
+    return info, load_pool(info, dataset_cfg.root, train=train, download=dataset_cfg.download)
+
+
+def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
+    """Instantiate every configured Lightning logger."""
+    return [_instantiate(node, "logger") for node in (logger_cfg or {}).values()]
+
+
+def progress_bar() -> RichProgressBar:
+    """Lightning's rich progress bar."""
+    return RichProgressBar(leave=True)
+
+
+def trainer_kwargs(trainer_cfg: DictConfig) -> dict:
+    """Keyword arguments for ``lightning.Trainer`` from the trainer group."""
+    return to_dict(trainer_cfg)

@@ -1,0 +1,89 @@
+"""Random real vs DM vs DM+HDD (or any methods) side by side, on the same seeds."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from src.pipelines.distill import run_distill
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def compose_distill(overrides: list[str]) -> object:
+    """Compose ``conf/distill.yaml`` with overrides, outside a Hydra app."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("distill", overrides=overrides)
+
+
+def _pooled(runs: list[dict], key: str) -> list[float]:
+    return [a for r in runs if key in r for a in r[key]["accuracies"]]
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    std = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {std:.2f}"
+
+
+def run_compare(
+    overrides: list[str], losses: list[str], seeds: list[int], out_dir: Path, method: str = "dm"
+) -> dict:
+    """Distill once per (loss, seed) and evaluate every set with the same evaluation seeds."""
+    runs: dict[str, list[dict]] = {loss: [] for loss in losses}
+    started = time.perf_counter()
+    for seed in seeds:
+        for i, loss in enumerate(losses):
+            run_dir = out_dir / "runs" / f"{method}_{loss}_seed{seed}"
+            cfg = compose_distill(
+                [
+                    *overrides,
+                    f"method={method}",
+                    f"loss={loss}",
+                    f"seed={seed}",
+                    f"paths.output_dir={run_dir}",
+                    # The random-real baseline is the shared init set: evaluate it once per seed.
+                    f"eval.random_baseline={'true' if i == 0 else 'false'}",
+                ]
+            )
+            runs[loss].append(run_distill(cfg))
+    first = runs[losses[0]]
+    rows = [("random real (init)", _pooled(first, "random_real"), None)]
+    rows += [
+        (runs[loss][0]["label"], _pooled(runs[loss], "distilled"), runs[loss]) for loss in losses
+    ]
+    head = first[0]
+    title = f"{head['dataset']} IPC {head['ipc']}, seeds {seeds}"
+    lines = [
+        f"### {title}",
+        "",
+        "| set | accuracy (%) | networks | distill s/run |",
+        "|---|---|---|---|",
+    ]
+    for name, accs, rs in rows:
+        secs = f"{statistics.fmean(r['distill_seconds'] for r in rs):.0f}" if rs else "—"
+        lines.append(f"| {name} | {_cell(accs)} | {len(accs)} | {secs} |")
+    table = "\n".join(lines)
+    summary = {
+        "title": title,
+        "overrides": overrides,
+        "losses": losses,
+        "seeds": seeds,
+        "rows": {name: {"accuracies": accs} for name, accs, _ in rows},
+        "runs": runs,
+        "seconds": time.perf_counter() - started,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+    return {"table": table, "summary": summary}

@@ -1,0 +1,63 @@
+"""Evaluate a saved distilled set by the field's protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from src.evaluation import EvalResult, evaluate_set
+from src.io import atomic_write_text, check_matches, load_distilled
+from src.pipelines.components import (
+    build_augment,
+    build_loggers,
+    load_data,
+    model_factory,
+    to_dict,
+)
+from src.pipelines.validate import validate_eval
+
+EVAL_FILE = "eval_results.json"
+
+
+def run_evaluate(cfg: DictConfig) -> EvalResult:
+    """Train ``eval.num_models`` fresh networks on ``cfg.distilled`` and test them."""
+    validate_eval(cfg)
+    ds = load_distilled(cfg.distilled)
+    dataset_cfg = cfg.get("dataset") or OmegaConf.create(
+        {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
+    )
+    info, test_pool = load_data(dataset_cfg, train=False)
+    check_matches(ds, info.channels, info.im_size, info.num_classes, cfg.distilled)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    result = evaluate_set(
+        ds.images,
+        ds.labels,
+        test_pool,
+        model_factory(cfg.eval.model or cfg.model, info),
+        build_augment(cfg.augment),
+        num_models=cfg.eval.num_models,
+        epochs=cfg.eval.epochs,
+        lr=cfg.eval.lr,
+        momentum=cfg.eval.momentum,
+        weight_decay=cfg.eval.weight_decay,
+        batch_size=cfg.eval.batch_size,
+        seed=cfg.seed,
+        trainer_kwargs=to_dict(cfg.trainer),
+    )
+    model_name = (cfg.eval.model or cfg.model).name
+    for logger in build_loggers(cfg.get("logger")):
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        metrics = {"eval/acc_mean": result.mean, "eval/acc_std": result.std}
+        metrics |= {f"eval/acc_net{i}": a for i, a in enumerate(result.accuracies)}
+        logger.log_metrics(metrics, step=0)
+        logger.finalize("success")
+    summary = {"distilled": str(cfg.distilled), "model": model_name, **result.as_dict()}
+    atomic_write_text(Path(cfg.paths.output_dir) / EVAL_FILE, json.dumps(summary, indent=2) + "\n")
+    print(
+        f"{ds.meta.get('label', '?')} {info.name} IPC {ds.meta.get('ipc', '?')} on {model_name}: "
+        f"{result} % over {len(result.accuracies)} networks"
+    )
+    return result

@@ -16,9 +16,14 @@ the textbook formulas wherever those are accurate (tests/test_hyperbolic.py).
 from __future__ import annotations
 
 import functools
+import warnings
 
-import geoopt
 import torch
+
+with warnings.catch_warnings():
+    # geoopt decorates its math with torch.jit.script, deprecated in recent torch.
+    warnings.simplefilter("ignore", FutureWarning)
+    import geoopt
 from torch import Tensor
 
 # Clamp of SPEC section 3 for the square root in the centroid normaliser.

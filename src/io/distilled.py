@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from src.errors import DistilledFileError
-from src.io.atomic import atomic_path, atomic_write_text
+from src.io.atomic import atomic_path
 
 FORMAT = "hdd-distilled/1"
 _META_KEY = "hdd"
@@ -41,9 +41,10 @@ def save_distilled(path: str | Path, images: Tensor, labels: Tensor, meta: dict)
         "images": images.detach().to("cpu", torch.float32).contiguous(),
         "labels": labels.detach().to("cpu", torch.int64).contiguous(),
     }
-    with atomic_path(path) as tmp:
+    # Both files are fully written before either replaces its old version.
+    with atomic_path(metadata_path(path)) as tmp_json, atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_META_KEY: text})
-    atomic_write_text(metadata_path(path), text + "\n")
+        tmp_json.write_text(text + "\n")
     return path
 
 
@@ -92,14 +93,15 @@ def check_matches(
     im_size: tuple[int, int],
     num_classes: int,
     path: str | Path = "",
+    dataset: str = "",
 ) -> None:
     """Raise DistilledFileError unless the set's shape and labels fit the data set."""
     expected = (channels, *im_size)
     if tuple(ds.images.shape[1:]) != expected:
         raise DistilledFileError(
             f"distilled set {path} has images of shape {tuple(ds.images.shape[1:])}, "
-            f"but dataset '{ds.meta.get('dataset')}' needs {expected}; "
-            "pass the dataset it was distilled from"
+            f"but dataset '{dataset or '?'}' needs {expected} (the set was distilled from "
+            f"'{ds.meta.get('dataset', '?')}'; evaluate it on that dataset)"
         )
     if len(ds.labels) and (int(ds.labels.min()) < 0 or int(ds.labels.max()) >= num_classes):
         raise DistilledFileError(f"distilled set {path} has labels outside [0, {num_classes})")

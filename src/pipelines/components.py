@@ -14,7 +14,7 @@ from torch import nn
 
 from src.augment import DSA
 from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
-from src.errors import ConfigError
+from src.errors import ConfigError, HDDError
 from src.matching import MatchingLoss
 from src.models import MODELS, build_model
 
@@ -40,20 +40,21 @@ def model_factory(model_cfg: Any, info: DatasetInfo) -> Callable[[], nn.Module]:
 
 def build_loss(loss_cfg: DictConfig) -> MatchingLoss:
     """Instantiate the configured matching loss."""
-    return _instantiate(loss_cfg, "loss")
+    return instantiate(loss_cfg, "loss")
 
 
 def build_augment(augment_cfg: DictConfig) -> DSA:
     """Instantiate the configured augmentation."""
-    return _instantiate(augment_cfg, "augment")
+    return instantiate(augment_cfg, "augment")
 
 
-def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
+def instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that re-raises the project's own errors unwrapped."""
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except hydra.errors.InstantiationException as exc:
         cause = exc.__cause__
-        if isinstance(cause, ConfigError):
+        if isinstance(cause, HDDError):
             raise cause from None
         raise ConfigError(f"cannot build {group}: {cause or exc}") from None
 
@@ -66,7 +67,7 @@ def load_data(dataset_cfg: DictConfig, train: bool = True) -> tuple[DatasetInfo,
 
 def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
     """Instantiate every configured Lightning logger."""
-    return [_instantiate(node, "logger") for node in (logger_cfg or {}).values()]
+    return [instantiate(node, "logger") for node in (logger_cfg or {}).values()]
 
 
 def progress_bar() -> RichProgressBar:

@@ -7,10 +7,10 @@ import time
 from functools import partial
 from pathlib import Path
 
-import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from src.errors import ConfigError
 from src.evaluation import EvalResult, evaluate_set
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
@@ -19,6 +19,7 @@ from src.pipelines.components import (
     build_augment,
     build_loggers,
     build_loss,
+    instantiate,
     load_data,
     model_factory,
     progress_bar,
@@ -46,8 +47,14 @@ def run_distill(cfg: DictConfig) -> dict:
     loss = build_loss(cfg.loss)
     augment = build_augment(cfg.augment)
     net_factory = model_factory(cfg.model, info)
-    module = hydra.utils.instantiate(
+    if cfg.ipc > pool.min_class_count():
+        raise ConfigError(
+            f"ipc={cfg.ipc} is larger than the smallest class of {info.name} "
+            f"({pool.min_class_count()} images); choose ipc <= {pool.min_class_count()}"
+        )
+    module = instantiate(
         cfg.method,
+        "method",
         pool=pool,
         net_factory=net_factory,
         loss=loss,

@@ -30,7 +30,9 @@ def run_evaluate(cfg: DictConfig) -> EvalResult:
         {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
     )
     info, test_pool = load_data(dataset_cfg, train=False)
-    check_matches(ds, info.channels, info.im_size, info.num_classes, cfg.distilled)
+    check_matches(
+        ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     result = evaluate_set(
         ds.images,

@@ -1,0 +1,284 @@
+"""The entry points as a user runs them: bad input fails cleanly, a tiny run succeeds.
+
+Every test starts ``python -m src.distill`` / ``python -m src.evaluate`` as a subprocess, so
+Hydra's composition, ``report_errors`` and the exit status are exercised for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from src.io import load_distilled, metadata_path, save_distilled
+
+REPO = Path(__file__).resolve().parents[1]
+# Small enough to keep every run cheap on a CPU.
+TINY = ["model.width=8", "eval.num_models=1", "eval.epochs=2", "logger=none"]
+DISTILL_TINY = [*TINY, "iterations=2", "method.batch_real=4"]
+
+# A Python warning as printed on stderr ("file.py:12: FutureWarning: ...") and its source line.
+_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
+
+
+def run_module(module: str, *overrides: str, run_dir: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m module overrides... hydra.run.dir=run_dir`` from the repository root."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def problem_lines(stderr: str) -> list[str]:
+    """Non-empty stderr lines, without Python warnings emitted by third-party imports."""
+    lines: list[str] = []
+    in_warning = False
+    for line in stderr.splitlines():
+        if _WARNING.match(line):
+            in_warning = True
+            continue
+        if in_warning and line[:1] in (" ", "\t"):
+            continue
+        in_warning = False
+        if line.strip():
+            lines.append(line)
+    return lines
+
+
+def describe(result: subprocess.CompletedProcess) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Non-zero exit and exactly one ``error: ...`` line on stderr containing ``fragments``."""
+    assert result.returncode != 0, describe(result)
+    assert "Traceback" not in result.stderr + result.stdout, describe(result)
+    lines = problem_lines(result.stderr)
+    assert len(lines) == 1, describe(result)
+    assert lines[0].startswith("error: "), describe(result)
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def assert_hydra_names_option(result: subprocess.CompletedProcess, bad: str) -> None:
+    """Hydra rejected an unknown config-group option and named it."""
+    assert result.returncode != 0, describe(result)
+    assert "Traceback" not in result.stderr + result.stdout, describe(result)
+    assert re.search(rf"\b{re.escape(bad)}\b", result.stderr), describe(result)
+
+
+class Sentinel:
+    """A valid distilled set already in a run folder, whose bytes must survive a failed run."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.path = folder / "distilled.safetensors"
+        images = torch.full((10, 1, 28, 28), 0.25)
+        save_distilled(self.path, images, torch.arange(10), {"dataset": "fashion_mnist", "ipc": 1})
+        self.files = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def assert_untouched(self) -> None:
+        for name, data in self.files.items():
+            assert (self.folder / name).read_bytes() == data, f"{name} was changed"
+        new = {
+            p.name
+            for p in self.folder.iterdir()
+            if p.name.startswith(("distilled", ".distilled", "results", "eval_results"))
+        } - set(self.files)
+        assert not new, f"a failed run wrote {sorted(new)}"
+
+
+# --- src.distill: bad input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad"),
+    [
+        (["dataset=foo"], "foo"),
+        (["dataset=fashion_mnist", "model=foo"], "foo"),
+        (["dataset=fashion_mnist", "loss=foo"], "foo"),
+    ],
+    ids=["dataset", "model", "loss"],
+)
+def test_distill_unknown_group_option(tmp_path: Path, overrides: list[str], bad: str) -> None:
+    sentinel = Sentinel(tmp_path / "run")
+    result = run_module("src.distill", *overrides, *DISTILL_TINY, run_dir=sentinel.folder)
+    assert_hydra_names_option(result, bad)
+    sentinel.assert_untouched()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["dataset=fashion_mnist", "ipc=0"], ["ipc", "0"]),
+        (["dataset=fashion_mnist", "model.name=foo"], ["foo", "convnet"]),
+        (["dataset=fashion_mnist", "ipc=7000"], ["ipc=7000", "6000"]),
+    ],
+    ids=["ipc-0", "model-name", "ipc-above-smallest-class"],
+)
+def test_distill_bad_value_is_one_error_line(
+    tmp_path: Path, overrides: list[str], fragments: list[str]
+) -> None:
+    sentinel = Sentinel(tmp_path / "run")
+    overrides = [*overrides, f"paths.data_dir={tmp_path / 'data'}"]
+    result = run_module("src.distill", *DISTILL_TINY, *overrides, run_dir=sentinel.folder)
+    assert_one_error_line(result, *fragments)
+    sentinel.assert_untouched()
+
+
+def test_distill_missing_dataset_without_network(tmp_path: Path) -> None:
+    sentinel = Sentinel(tmp_path / "run")
+    data_dir = tmp_path / "no_data"
+    result = run_module(
+        "src.distill",
+        "dataset=cifar10",
+        f"paths.data_dir={data_dir}",
+        *DISTILL_TINY,
+        run_dir=sentinel.folder,
+    )
+    assert_one_error_line(result, "cifar10", str(data_dir))
+    sentinel.assert_untouched()
+
+
+# --- src.evaluate: bad input ------------------------------------------------------------------
+
+
+def test_evaluate_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.safetensors"
+    result = run_module("src.evaluate", f"distilled={missing}", *TINY, run_dir=tmp_path / "run")
+    assert_one_error_line(result, str(missing), "does not exist")
+    assert not (tmp_path / "run" / "eval_results.json").exists()
+
+
+def test_evaluate_corrupt_file(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    before = corrupt.read_bytes()
+    result = run_module("src.evaluate", f"distilled={corrupt}", *TINY, run_dir=tmp_path / "run")
+    assert_one_error_line(result, str(corrupt))
+    assert corrupt.read_bytes() == before
+    assert not (tmp_path / "run" / "eval_results.json").exists()
+
+
+def test_evaluate_shape_mismatch_from_metadata(tmp_path: Path) -> None:
+    path = save_distilled(
+        tmp_path / "wrong.safetensors",
+        torch.rand(10, 3, 32, 32),
+        torch.arange(10),
+        {"dataset": "fashion_mnist", "ipc": 1},
+    )
+    result = run_module("src.evaluate", f"distilled={path}", *TINY, run_dir=tmp_path / "run")
+    assert_one_error_line(result, str(path), "(3, 32, 32)", "(1, 28, 28)")
+    assert not (tmp_path / "run" / "eval_results.json").exists()
+
+
+def test_evaluate_shape_mismatch_with_explicit_dataset_names_it(tmp_path: Path) -> None:
+    path = save_distilled(
+        tmp_path / "set_c10.safetensors",
+        torch.rand(10, 3, 32, 32),
+        torch.arange(10),
+        {"dataset": "cifar10", "ipc": 1},
+    )
+    result = run_module(
+        "src.evaluate",
+        f"distilled={path}",
+        "dataset=fashion_mnist",
+        *TINY,
+        run_dir=tmp_path / "run",
+    )
+    line = assert_one_error_line(result, "(3, 32, 32)", "(1, 28, 28)")
+    assert "'fashion_mnist'" in line
+    assert not (tmp_path / "run" / "eval_results.json").exists()
+
+
+def test_evaluate_metadata_names_unknown_dataset(tmp_path: Path) -> None:
+    path = save_distilled(
+        tmp_path / "odd.safetensors",
+        torch.rand(10, 1, 28, 28),
+        torch.arange(10),
+        {"dataset": "foo_set", "ipc": 1},
+    )
+    result = run_module("src.evaluate", f"distilled={path}", *TINY, run_dir=tmp_path / "run")
+    assert_one_error_line(result, "foo_set")
+
+
+# --- happy path -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def distill_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One tiny real distillation of Fashion-MNIST; returns (its folder, a scratch folder)."""
+    base = tmp_path_factory.mktemp("cli_happy")
+    run_dir = base / "distill"
+    result = run_module(
+        "src.distill",
+        "dataset=fashion_mnist",
+        "ipc=1",
+        *DISTILL_TINY,
+        "eval.random_baseline=false",  # one evaluation is enough here
+        f"paths.data_dir={base / 'data'}",
+        run_dir=run_dir,
+    )
+    assert result.returncode == 0, describe(result)
+    return run_dir, base
+
+
+def test_distill_writes_set_picture_and_results(distill_run: tuple[Path, Path]) -> None:
+    run_dir, _ = distill_run
+    for name in ("distilled.safetensors", "distilled.json", "distilled.png", "results.json"):
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+    ds = load_distilled(run_dir / "distilled.safetensors")
+    assert tuple(ds.images.shape) == (10, 1, 28, 28)
+    assert sorted(ds.labels.tolist()) == list(range(10))
+    assert ds.meta["dataset"] == "fashion_mnist"
+    assert ds.meta["ipc"] == 1
+    assert json.loads(metadata_path(run_dir / "distilled.safetensors").read_text()) == ds.meta
+
+    with Image.open(run_dir / "distilled.png") as im:
+        assert im.format == "PNG"
+        assert im.size == (1 * (28 + 2) + 2, 10 * (28 + 2) + 2)
+
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["dataset"] == "fashion_mnist" and results["ipc"] == 1
+    accuracies = results["distilled"]["accuracies"]
+    assert len(accuracies) == 1
+    assert 0.0 <= accuracies[0] <= 100.0
+
+
+def test_evaluate_a_distilled_set(distill_run: tuple[Path, Path]) -> None:
+    run_dir, base = distill_run
+    eval_dir = base / "evaluate"
+    path = run_dir / "distilled.safetensors"
+    before = path.read_bytes()
+    result = run_module(
+        "src.evaluate",
+        f"distilled={path}",
+        *TINY,
+        f"paths.data_dir={base / 'data'}",
+        run_dir=eval_dir,
+    )
+    assert result.returncode == 0, describe(result)
+    summary = [line for line in result.stdout.splitlines() if "±" in line]
+    assert len(summary) == 1, describe(result)
+    assert "fashion_mnist" in summary[0]
+    saved = json.loads((eval_dir / "eval_results.json").read_text())
+    assert len(saved["accuracies"]) == 1
+    assert f"{saved['accuracies'][0]:.2f} ±" in summary[0]
+    assert path.read_bytes() == before

@@ -1,0 +1,107 @@
+"""DistillModule: learning, reproducibility, batching, and the NaN guard."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from src.augment import DSA
+from src.errors import NonFiniteLossError
+from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
+from src.methods.dm import DistillModule
+from src.models import build_model
+from src.rng import make_generator
+
+
+def _module(pool, info, loss, seed=0, ipc=2, lr_img=1.0, iterations=40, width=8):
+    def factory():
+        return build_model("convnet", info.channels, info.num_classes, info.im_size, width=width)
+
+    return DistillModule(
+        pool, factory, loss, DSA(), ipc=ipc, iterations=iterations, batch_real=16,
+        lr_img=lr_img, seed=seed,
+    )  # fmt: skip
+
+
+def _fit(module, steps):
+    trainer = L.Trainer(
+        max_steps=steps, max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(module)
+    return trainer
+
+
+def _probe_loss(module, draws=6):
+    """Mean loss over fixed networks, real batches and augmentations (same for every call)."""
+    module.gen_sample = make_generator(123, "sample")
+    module.gen_augment = make_generator(123, "augment")
+    module.gen_net = make_generator(123, "net")
+    with torch.no_grad():
+        return sum(module.class_losses().sum().item() for _ in range(draws)) / draws
+
+
+@pytest.mark.parametrize(
+    "loss,lr_img",
+    [(EuclideanMeanLoss(), 1.0), (LorentzCentroidLoss(k=1.0, scale=20.0), 1.0)],
+    ids=["dm", "dm_hdd"],
+)
+def test_distillation_lowers_the_matching_loss(fmnist_train, loss, lr_img):
+    info, pool = fmnist_train
+    module = _module(pool, info, loss, lr_img=lr_img)
+    module.setup("fit")
+    before = _probe_loss(module)
+    start = module.syn_images.detach().clone()
+    _fit(module, 40)
+    after = _probe_loss(module)
+    assert not torch.equal(start, module.syn_images.detach())
+    assert after < 0.9 * before, (before, after)
+
+
+def test_same_seed_same_set_different_seed_different_set(fmnist_train):
+    info, pool = fmnist_train
+    runs = []
+    for seed in (0, 0, 1):
+        module = _module(pool, info, LorentzCentroidLoss(), seed=seed)
+        _fit(module, 3)
+        runs.append(module.synthetic_set()[0])
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+def test_init_real_uses_real_images_of_each_class_and_noise_is_gaussian(fmnist_train):
+    info, pool = fmnist_train
+    module = _module(pool, info, EuclideanMeanLoss(), ipc=3)
+    images, labels = module.synthetic_set()
+    assert labels.tolist() == [c for c in range(10) for _ in range(3)]
+    # Each initial image is one of its class's real images.
+    flat = pool.normalize(pool.images).flatten(1)
+    for img, c in zip(images, labels, strict=True):
+        hits = (flat - img.flatten()).abs().amax(dim=1) < 1e-6
+        assert hits.any() and (pool.labels[hits] == c).all()
+    noise = DistillModule(
+        pool, lambda: None, EuclideanMeanLoss(), DSA(), ipc=50, iterations=1, init="noise"
+    ).syn_images.detach()
+    assert abs(noise.mean().item()) < 0.01 and abs(noise.std().item() - 1.0) < 0.01
+
+
+def test_one_batched_forward_for_real_and_one_for_synthetic(fmnist_train):
+    info, pool = fmnist_train
+    module = _module(pool, info, EuclideanMeanLoss())
+    module.setup("fit")
+    sizes = []
+    embed = module.net.embed
+    module.net.embed = lambda x: sizes.append(len(x)) or embed(x)
+    module.class_losses()
+    assert sizes == [10 * 16, 10 * 2]
+
+
+def test_non_finite_loss_stops_before_the_images_change(fmnist_train):
+    info, pool = fmnist_train
+    module = _module(pool, info, EuclideanMeanLoss())
+    before = module.syn_images.detach().clone()
+    module.loss.forward = lambda real, w, syn: torch.full((10,), float("nan")) + syn.sum() * 0
+    with pytest.raises(NonFiniteLossError, match="not updated"):
+        _fit(module, 3)
+    assert torch.equal(before, module.syn_images.detach())

@@ -1,0 +1,63 @@
+"""Matching losses against their definitions."""
+
+import torch
+
+from src.hyperbolic import lift, lorentz_centroid, lorentz_distance
+from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
+
+
+def _feats(*shape, seed=0, scale=3.0):
+    return scale * torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_euclidean_loss_is_squared_mean_difference():
+    real, syn = _feats(3, 8, 5), _feats(3, 2, 5, seed=1)
+    out = EuclideanMeanLoss()(real, torch.ones(3, 8), syn)
+    expected = (real.mean(1) - syn.mean(1)).pow(2).sum(-1)
+    torch.testing.assert_close(out, expected)
+
+
+def test_lorentz_loss_is_scaled_distance_between_centroids():
+    real, syn = _feats(3, 8, 5), _feats(3, 2, 5, seed=1)
+    k, scale = 2.4, 100.0
+    out = LorentzCentroidLoss(k=k, scale=scale)(real, torch.ones(3, 8), syn)
+    for c in range(3):
+        d = lorentz_distance(
+            lorentz_centroid(lift(real[c], k), k), lorentz_centroid(lift(syn[c], k), k), k
+        )
+        torch.testing.assert_close(out[c], scale * d)
+    assert out.dtype == torch.float64
+
+
+def test_padding_with_zero_weight_is_ignored_by_both_losses():
+    real, syn = _feats(2, 6, 4), _feats(2, 3, 4, seed=2)
+    weights = torch.ones(2, 6)
+    weights[1, 4:] = 0.0
+    for loss in (EuclideanMeanLoss(), LorentzCentroidLoss()):
+        padded = loss(real, weights, syn)
+        unpadded = loss(real[1:, :4], torch.ones(1, 4), syn[1:])
+        torch.testing.assert_close(padded[1], unpadded[0])
+        # Changing a padded feature changes nothing.
+        real2 = real.clone()
+        real2[1, 5] += 100.0
+        torch.testing.assert_close(loss(real2, weights, syn), padded)
+
+
+def test_losses_vanish_when_sets_coincide_and_grow_with_shift():
+    real = _feats(2, 4, 6)
+    for loss in (EuclideanMeanLoss(), LorentzCentroidLoss()):
+        same = loss(real, torch.ones(2, 4), real.clone())
+        assert same.abs().max() < 1e-6
+        shifted = loss(real, torch.ones(2, 4), real + 0.5)
+        further = loss(real, torch.ones(2, 4), real + 1.0)
+        assert (shifted > 1e-3).all() and (further > shifted).all()
+
+
+def test_lorentz_loss_backpropagates_finite_gradients_to_float32_features():
+    real = _feats(2, 16, 2048, scale=1.0)
+    real = 25.0 * real / real.norm(dim=-1, keepdim=True)
+    syn = real[:, :1].clone().requires_grad_(True)
+    out = LorentzCentroidLoss(k=1.0, scale=20.0)(real, torch.ones(2, 16), syn).sum()
+    out.backward()
+    assert syn.grad.dtype == torch.float32 and torch.isfinite(syn.grad).all()
+    assert syn.grad.abs().sum() > 0

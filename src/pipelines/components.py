@@ -15,6 +15,7 @@ from torch import nn
 from src.augment import DSA
 from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
 from src.errors import ConfigError, HDDError
+from src.evaluation import EvalResult, evaluate_set
 from src.matching import MatchingLoss
 from src.models import MODELS, build_model
 
@@ -73,6 +74,26 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
 def progress_bar() -> RichProgressBar:
     """Lightning's rich progress bar."""
     return RichProgressBar(leave=True)
+
+
+def build_evaluator(
+    cfg: DictConfig, info: DatasetInfo, test_pool: RealPool, augment: DSA
+) -> Callable[..., EvalResult]:
+    """``evaluate_set(images, labels)`` bound to the run's protocol, network, DSA and seed."""
+    return partial(
+        evaluate_set,
+        test_pool=test_pool,
+        model_factory=model_factory(cfg.eval.model or cfg.model, info),
+        augment=augment,
+        num_models=cfg.eval.num_models,
+        epochs=cfg.eval.epochs,
+        lr=cfg.eval.lr,
+        momentum=cfg.eval.momentum,
+        weight_decay=cfg.eval.weight_decay,
+        batch_size=cfg.eval.batch_size,
+        seed=cfg.seed,
+        trainer_kwargs=to_dict(cfg.trainer),
+    )
 
 
 def trainer_kwargs(trainer_cfg: DictConfig) -> dict:

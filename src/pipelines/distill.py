@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError
-from src.evaluation import EvalResult, evaluate_set
+from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
 from src.methods.synthetic import initial_synthetic_set
 from src.pipelines.components import (
     build_augment,
+    build_evaluator,
     build_loggers,
     build_loss,
     instantiate,
@@ -68,20 +68,7 @@ def run_distill(cfg: DictConfig) -> dict:
     evaluate = None
     if needs_eval:
         _, test_pool = load_data(cfg.dataset, train=False)
-        evaluate = partial(
-            evaluate_set,
-            test_pool=test_pool,
-            model_factory=model_factory(cfg.eval.model or cfg.model, info),
-            augment=augment,
-            num_models=cfg.eval.num_models,
-            epochs=cfg.eval.epochs,
-            lr=cfg.eval.lr,
-            momentum=cfg.eval.momentum,
-            weight_decay=cfg.eval.weight_decay,
-            batch_size=cfg.eval.batch_size,
-            seed=cfg.seed,
-            trainer_kwargs=to_dict(cfg.trainer),
-        )
+        evaluate = build_evaluator(cfg, info, test_pool, augment)
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     loggers = build_loggers(cfg.get("logger"))
     trainer = L.Trainer(

@@ -8,14 +8,13 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from src.evaluation import EvalResult, evaluate_set
+from src.evaluation import EvalResult
 from src.io import atomic_write_text, check_matches, load_distilled
 from src.pipelines.components import (
     build_augment,
+    build_evaluator,
     build_loggers,
     load_data,
-    model_factory,
-    to_dict,
 )
 from src.pipelines.validate import validate_eval
 
@@ -34,21 +33,7 @@ def run_evaluate(cfg: DictConfig) -> EvalResult:
         ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
     )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    result = evaluate_set(
-        ds.images,
-        ds.labels,
-        test_pool,
-        model_factory(cfg.eval.model or cfg.model, info),
-        build_augment(cfg.augment),
-        num_models=cfg.eval.num_models,
-        epochs=cfg.eval.epochs,
-        lr=cfg.eval.lr,
-        momentum=cfg.eval.momentum,
-        weight_decay=cfg.eval.weight_decay,
-        batch_size=cfg.eval.batch_size,
-        seed=cfg.seed,
-        trainer_kwargs=to_dict(cfg.trainer),
-    )
+    result = build_evaluator(cfg, info, test_pool, build_augment(cfg.augment))(ds.images, ds.labels)
     model_name = (cfg.eval.model or cfg.model).name
     for logger in build_loggers(cfg.get("logger")):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -28,8 +28,7 @@ test-slow: install
 
 # Offline Fashion-MNIST: random real vs DM vs DM+HDD, one table (a few minutes on a CPU).
 demo: install
-	$(PY) -m src.compare dataset=fashion_mnist ipc=1 iterations=100 method.batch_real=64 \
-		eval.num_models=2 eval.epochs=100 --seeds 0 --out outputs/demo
+	$(PY) -m src.compare experiment=fashion_mnist_demo --seeds 0 --out outputs/demo
 
 distill: install
 	$(PY) -m src.distill $(ARGS)

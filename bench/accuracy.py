@@ -12,14 +12,7 @@ from pathlib import Path
 
 from src.compare import main as compare_main
 
-OVERRIDES = [
-    "dataset=fashion_mnist",
-    "ipc=10",
-    "iterations=200",
-    "method.batch_real=64",
-    "eval.num_models=3",
-    "eval.epochs=300",
-]
+OVERRIDES = ["experiment=fashion_mnist_bench"]
 NAME = "fashion_mnist_ipc10_dm_vs_hdd"
 
 

@@ -43,11 +43,12 @@ def test_defaults_are_dm_hdd_with_the_papers_settings():
 
 
 @pytest.mark.parametrize("group", ["dataset", "method", "loss", "model", "augment", "trainer",
-                                   "logger", "eval"])  # fmt: skip
+                                   "logger", "eval", "experiment"])  # fmt: skip
 def test_every_option_of_every_group_composes(group):
     for option in _options(group):
         cfg = compose_cfg("distill", [f"{group}={option}", "paths.output_dir=x"])
-        assert cfg[group] is not None or option == "none"
+        # Experiments are global packages; every other group fills its own key.
+        assert group == "experiment" or cfg[group] is not None or option == "none"
 
 
 def test_model_configs_name_registry_entries_and_datasets_match_the_registry():
@@ -95,3 +96,13 @@ def test_multirun_sweeps_ipc_and_loss(tmp_path):
         seen.add((meta["ipc"], meta["loss"]))
         assert len(load_file(run / "distilled.safetensors")["labels"]) == 10 * meta["ipc"]
     assert seen == {(1, "euclidean"), (1, "lorentz"), (2, "euclidean"), (2, "lorentz")}
+
+
+def test_benchmark_experiment_holds_the_documented_budget():
+    cfg = compose_cfg("distill", ["experiment=fashion_mnist_bench"])
+    assert (cfg.dataset.name, cfg.ipc, cfg.iterations, cfg.method.batch_real) == (
+        "fashion_mnist", 10, 200, 64
+    )  # fmt: skip
+    assert (cfg.eval.num_models, cfg.eval.epochs) == (3, 300)
+    # Command-line values still win over the experiment's.
+    assert compose_cfg("distill", ["experiment=fashion_mnist_bench", "ipc=1"]).ipc == 1

@@ -80,6 +80,10 @@ class DistillModule(L.LightningModule):
         self.gen_net = make_generator(self.seed, "net", self.device)
         if self.net is None:
             self.net = self.net_factory().to(self.device).requires_grad_(False)
+        # DSA group of every image of a step: real images of class c, then the synthetic set.
+        per_class = min(self.batch_real, int(self.pool.counts.max()))
+        real_groups = torch.arange(self.num_classes).repeat_interleave(per_class)
+        self.groups = torch.cat([real_groups, self.syn_labels.cpu()]).to(self.device)
 
     def train_dataloader(self) -> DataLoader:
         """One item per outer iteration."""
@@ -95,13 +99,10 @@ class DistillModule(L.LightningModule):
         idx, weights = self.pool.sample(self.batch_real, self.gen_sample)
         n_classes, per_class = idx.shape
         real = self.pool.get(idx)
-        groups = torch.cat(
-            [torch.arange(n_classes).repeat_interleave(per_class), self.syn_labels.cpu()]
-        ).to(self.device)
         x = self.augment(
             torch.cat([real, self.syn_images]),
             self.gen_augment,
-            groups=groups,
+            groups=self.groups,
             num_groups=n_classes,
         )
         with torch.no_grad():

@@ -20,7 +20,8 @@ from tests.conftest import CONF, ROOT, TINY, compose_cfg
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
+    folder = Path(CONF) / group
+    return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
 
 
 def test_defaults_are_dm_hdd_with_the_papers_settings():
@@ -106,3 +107,48 @@ def test_benchmark_experiment_holds_the_documented_budget():
     assert (cfg.eval.num_models, cfg.eval.epochs) == (3, 300)
     # Command-line values still win over the experiment's.
     assert compose_cfg("distill", ["experiment=fashion_mnist_bench", "ipc=1"]).ipc == 1
+
+
+SPEC_ROWS = {  # SPEC section 4: dataset, ipc -> lr_img, ce_weight, other settings
+    ("cifar10", 1): (0.5, 0.5, {"batch_real": 5000, "net_generate_interval": 5}),
+    ("cifar10", 10): (1.0, 0.5, {}),
+    ("cifar10", 50): (0.2, 0.1, {"acc_reset_interval": 500}),
+    ("cifar100", 1): (0.5, 0.5, {"batch_real": 5000, "net_generate_interval": 5}),
+    ("cifar100", 10): (0.2, 0.1, {"model_train_steps": 50}),
+    ("cifar100", 50): (0.2, 0.1, {}),
+    ("tinyimagenet", 1): (0.5, 0.5, {}),
+    ("tinyimagenet", 10): (1.0, 0.5, {}),
+    ("tinyimagenet", 50): (0.2, 0.8, {"model_train_steps": 50}),
+}
+
+
+@pytest.mark.parametrize(("dataset", "ipc"), sorted(SPEC_ROWS))
+def test_presets_hold_the_papers_settings(dataset, ipc):
+    lr_img, ce_weight, other = SPEC_ROWS[(dataset, ipc)]
+    idm = compose_cfg("distill", [f"experiment=idm_hdd/{dataset}_ipc{ipc}"])
+    assert (idm.dataset.name, idm.ipc, idm.iterations, idm.method.name) == (
+        dataset, ipc, 10000, "idm"
+    )  # fmt: skip
+    assert (idm.method.lr_img, idm.method.ce_weight, idm.method.train_net_num) == (
+        lr_img, ce_weight, 1
+    )  # fmt: skip
+    assert idm.method.net_decay and idm.method.syn_ce and idm.method.factor == 2
+    for key, value in other.items():
+        assert idm.method[key] == value
+    loss = hydra.utils.instantiate(idm.loss)
+    assert isinstance(loss, LorentzCentroidLoss) and (loss.k, loss.scale) == (2.4, 100.0)
+    plain = compose_cfg("distill", [f"experiment=idm_hdd/{dataset}_ipc{ipc}", "loss=euclidean"])
+    assert isinstance(hydra.utils.instantiate(plain.loss), EuclideanMeanLoss)
+    dm = compose_cfg("distill", [f"experiment=dm_hdd/{dataset}_ipc{ipc}"])
+    assert (dm.method.name, dm.iterations, dm.method.lr_img, dm.method.batch_real) == (
+        "dm", 20000, 1.0, 256
+    )  # fmt: skip
+    loss = hydra.utils.instantiate(dm.loss)
+    assert isinstance(loss, LorentzCentroidLoss) and (loss.k, loss.scale) == (1.0, 20.0)
+
+
+def test_lorentz_defaults_follow_the_method_and_yield_to_overrides():
+    idm = hydra.utils.instantiate(compose_cfg("distill", ["method=idm"]).loss)
+    assert (idm.k, idm.scale) == (2.4, 100.0)
+    custom = hydra.utils.instantiate(compose_cfg("distill", ["method=idm", "loss.k=0.5"]).loss)
+    assert (custom.k, custom.scale) == (0.5, 100.0)

@@ -17,13 +17,15 @@ class PeriodicEvaluation(L.Callback):
         self.evaluate = evaluate
         self.history: dict[int, EvalResult] = {}
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         """Evaluate when the iteration just finished is one of ``eval_at``."""
-        step = trainer.global_step
+        step = batch_idx + 1
         if step not in self.eval_at or step in self.history:
             return
         images, labels = pl_module.synthetic_set()
-        result = self.evaluate(images, labels, progress=False)
+        result = self.evaluate(images, labels, progress=False, factor=pl_module.factor)
         self.history[step] = result
         pl_module.log("eval/acc_mean", result.mean)
         pl_module.log("eval/acc_std", result.std)

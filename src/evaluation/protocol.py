@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from src.augment import DSA
 from src.data import RealPool
+from src.data.factorize import expand
 from src.evaluation.module import EvalModule
 
 
@@ -55,8 +56,13 @@ def evaluate_set(
     seed: int = 0,
     trainer_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
+    factor: int = 1,
 ) -> EvalResult:
-    """Train ``num_models`` fresh networks on (images, labels) by SPEC 7 and test them."""
+    """Train ``num_models`` fresh networks on (images, labels) by SPEC 7 and test them.
+
+    A factorised set (``factor`` > 1, IDM) is first expanded into its training images.
+    """
+    images, labels = expand(images, labels, factor)
     module = EvalModule(
         images,
         labels,

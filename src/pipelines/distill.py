@@ -13,7 +13,7 @@ from src.errors import ConfigError
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
-from src.methods.synthetic import initial_synthetic_set
+from src.methods.base import initial_synthetic_set
 from src.pipelines.components import (
     build_augment,
     build_evaluator,
@@ -52,8 +52,12 @@ def run_distill(cfg: DictConfig) -> dict:
             f"ipc={cfg.ipc} is larger than the smallest class of {info.name} "
             f"({pool.min_class_count()} images); choose ipc <= {pool.min_class_count()}"
         )
+    # hdd_k / hdd_scale are the method's defaults for loss=lorentz, read by conf/loss.
+    method_node = OmegaConf.create(
+        {k: v for k, v in to_dict(cfg.method).items() if not k.startswith("hdd_")}
+    )
     module = instantiate(
-        cfg.method,
+        method_node,
         "method",
         pool=pool,
         net_factory=net_factory,
@@ -72,8 +76,7 @@ def run_distill(cfg: DictConfig) -> dict:
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     loggers = build_loggers(cfg.get("logger"))
     trainer = L.Trainer(
-        max_steps=cfg.iterations,
-        max_epochs=1,
+        max_epochs=1,  # the loader holds one item per outer iteration
         callbacks=[progress_bar(), *([periodic] if periodic else [])],
         logger=loggers or False,
         enable_checkpointing=False,
@@ -93,7 +96,8 @@ def run_distill(cfg: DictConfig) -> dict:
         "method": module.method_name,
         "label": label,
         **loss.describe(),
-        "iteration": int(trainer.global_step),
+        "iteration": module.completed_iterations,
+        "factor": module.factor,
         "seed": cfg.seed,
         "num_classes": info.num_classes,
         "mean": list(info.mean),
@@ -109,13 +113,14 @@ def run_distill(cfg: DictConfig) -> dict:
     if periodic:
         results["during"] = {str(k): v.as_dict() for k, v in sorted(periodic.history.items())}
     if evaluate and cfg.eval.random_baseline:
-        # The random real subset is exactly the set that init=real starts from.
+        # Plain real images of the same IPC: for DM exactly the set init=real starts from
+        # (a factorised method packs these and further images of the same draw).
         base_images, base_labels = initial_synthetic_set(
             pool, cfg.ipc, "real", make_generator(cfg.seed, "init")
         )
         results["random_real"] = evaluate(base_images, base_labels).as_dict()
     if evaluate and cfg.eval.final:
-        results["distilled"] = evaluate(images, labels).as_dict()
+        results["distilled"] = evaluate(images, labels, factor=module.factor).as_dict()
     if trainer.is_global_zero:
         atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
         print(format_results(results))

@@ -33,7 +33,8 @@ def run_evaluate(cfg: DictConfig) -> EvalResult:
         ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
     )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    result = build_evaluator(cfg, info, test_pool, build_augment(cfg.augment))(ds.images, ds.labels)
+    evaluate = build_evaluator(cfg, info, test_pool, build_augment(cfg.augment))
+    result = evaluate(ds.images, ds.labels, factor=int(ds.meta.get("factor", 1)))
     model_name = (cfg.eval.model or cfg.model).name
     for logger in build_loggers(cfg.get("logger")):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -1,0 +1,191 @@
+"""IDM and IDM+HDD (Zhao et al., CVPR 2023): a pool of progressively trained networks.
+
+Per outer iteration (SPEC section 4):
+1. every ``net_generate_interval`` iterations (from iteration 0) a fresh network joins the
+   pool (which starts with 3), the oldest leaving beyond ``net_num``;
+2. ``train_net_num`` random pool networks match the classes (one batched pass each); a
+   class's loss is the matching loss plus, with ``syn_ce``, ``ce_weight`` x the network's
+   running real-batch accuracy in percent x the cross-entropy of its synthetic images;
+   the image optimiser then steps once per class, as IDM does, so momentum also moves
+   the other classes' images between their own steps;
+3. ``fetch_net_num`` random pool networks train ``model_train_steps`` SGD steps on random
+   real batches of ``trained_bs`` images (no augmentation), updating their accuracy.
+
+Difference from the reference loop: all classes' gradients are taken at the iteration's
+starting images in one batched pass; the reference recomputes class c after the
+momentum-only moves of the c earlier class steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.methods.base import SyntheticSetModule
+from src.models import init_weights_
+from src.rng import make_generator
+
+INITIAL_NETS = 3
+
+
+class NetPool(nn.Module):
+    """Networks with their own SGD optimisers and running training accuracies."""
+
+    def __init__(self, lr: float, net_decay: bool) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList()
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.correct: list[int] = []
+        self.seen: list[int] = []
+        self.lr = lr
+        self.net_decay = net_decay
+
+    def __len__(self) -> int:
+        return len(self.nets)
+
+    def push(self, net: nn.Module, capacity: int) -> None:
+        """Add a network (dropping the oldest beyond ``capacity``)."""
+        if len(self.nets) >= capacity:
+            del self.nets[0]
+            for state in (self.optimizers, self.correct, self.seen):
+                del state[0]
+        self.nets.append(net)
+        if self.net_decay:
+            opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
+        else:
+            opt = torch.optim.SGD(net.parameters(), lr=self.lr)
+        self.optimizers.append(opt)
+        self.correct.append(0)
+        self.seen.append(0)
+
+    def accuracy(self, i: int) -> float:
+        """Running training accuracy of network ``i`` in percent (0 before any training)."""
+        return 100.0 * self.correct[i] / self.seen[i] if self.seen[i] else 0.0
+
+    def reset_accuracy(self) -> None:
+        """Start new accuracy windows (IDM resets its meters at every evaluation interval)."""
+        self.correct = [0] * len(self.nets)
+        self.seen = [0] * len(self.nets)
+
+    def train_step(self, i: int, x: Tensor, y: Tensor) -> None:
+        """One SGD step of network ``i`` on a real batch; accumulates its accuracy."""
+        net, opt = self.nets[i], self.optimizers[i]
+        net.train()
+        logits = net(x)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(logits, y).backward()
+        opt.step()
+        self.correct[i] += int((logits.argmax(dim=1) == y).sum())
+        self.seen[i] += len(y)
+
+
+class IDMModule(SyntheticSetModule):
+    """IDM's outer iteration with any matching loss (euclidean = IDM, lorentz = IDM+HDD)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        net_num: int = 100,
+        net_generate_interval: int = 30,
+        train_net_num: int = 1,
+        fetch_net_num: int = 2,
+        model_train_steps: int = 10,
+        trained_bs: int = 256,
+        lr_net: float = 0.01,
+        net_decay: bool = True,
+        syn_ce: bool = True,
+        ce_weight: float = 0.5,
+        acc_reset_interval: int = 100,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "idm")
+        kwargs.setdefault("factor", 2)
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+        self.net_num = net_num
+        self.net_generate_interval = net_generate_interval
+        self.train_net_num = train_net_num
+        self.fetch_net_num = fetch_net_num
+        self.model_train_steps = model_train_steps
+        self.trained_bs = trained_bs
+        self.syn_ce = syn_ce
+        self.ce_weight = ce_weight
+        self.acc_reset_interval = acc_reset_interval
+        self.net_pool = NetPool(lr_net, net_decay)
+
+    def setup(self, stage: str) -> None:
+        """Generators, the real pool on the device, and the initial networks."""
+        super().setup(stage)
+        self.gen_pick = make_generator(self.seed, "pick")
+        if len(self.net_pool) == 0:
+            for _ in range(INITIAL_NETS):
+                self.push_net()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """SGD on the synthetic images (lr_img, momentum 0.5)."""
+        return torch.optim.SGD([self.syn_images], lr=self.lr_img, momentum=self.momentum)
+
+    def push_net(self) -> None:
+        """A freshly initialised network joins the pool."""
+        net = init_weights_(self.net_factory().to(self.device), self.gen_net)
+        self.net_pool.push(net, self.net_num)
+
+    def _pick(self, n: int) -> list[int]:
+        return torch.randperm(len(self.net_pool), generator=self.gen_pick)[:n].tolist()
+
+    def class_losses(self, i: int) -> Tensor:
+        """Per-class loss (C,) under pool network ``i``: matching (+ weighted synthetic CE)."""
+        net = self.net_pool.nets[i]
+        net.eval()
+        net.requires_grad_(False)  # only the images learn here
+        try:
+            losses, logits = self.match(net, with_logits=self.syn_ce)
+        finally:
+            net.requires_grad_(True)
+        if self.syn_ce:
+            labels = self.syn_labels.repeat_interleave(self.factor**2)
+            ce = F.cross_entropy(logits, labels, reduction="none")
+            per_class = ce.view(self.num_classes, -1).mean(dim=1)
+            losses = losses + self.ce_weight * self.net_pool.accuracy(i) * per_class
+        return losses
+
+    def step_per_class(self, losses: Tensor) -> None:
+        """Backward once, then one image-optimiser step per class on that class's gradient."""
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(losses.sum())
+        grad = self.syn_images.grad.detach().clone()
+        rows = self.syn_labels.view(-1, *([1] * (grad.ndim - 1)))
+        for c in range(self.num_classes):
+            self.syn_images.grad = torch.where(rows == c, grad, torch.zeros_like(grad))
+            opt.step()
+
+    def train_nets(self) -> None:
+        """Train ``fetch_net_num`` random pool networks on random real batches."""
+        for i in self._pick(self.fetch_net_num):
+            for _ in range(self.model_train_steps):
+                idx = torch.randint(len(self.pool), (self.trained_bs,), generator=self.gen_sample)
+                idx = idx.to(self.device)
+                self.net_pool.train_step(i, self.pool.get(idx), self.pool.labels[idx])
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """One IDM outer iteration."""
+        it = batch_idx  # global_step counts optimiser steps: C per matching network here
+        if it % self.net_generate_interval == 0:
+            self.push_net()
+        if it % self.acc_reset_interval == 0 and it > 0:
+            self.net_pool.reset_accuracy()
+        total = torch.zeros((), device=self.device)
+        for i in self._pick(self.train_net_num):
+            losses = self.class_losses(i)
+            loss = losses.sum()
+            self.check_finite(loss)
+            self.step_per_class(losses)
+            total = total + loss.detach()
+        self.train_nets()
+        self.log("train/loss", total.float(), prog_bar=True)
+        self.log("train/pool_size", float(len(self.net_pool)))
+        return total

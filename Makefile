@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo distill lint format bench bench-accuracy clean
+.PHONY: install test test-slow demo distill lint format bench bench-steps bench-accuracy clean
 
 install: $(STAMP)
 
@@ -41,7 +41,11 @@ format: install
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-bench: bench-accuracy
+bench: bench-steps bench-accuracy
+
+# Seconds per outer iteration of DM, DM+HDD, IDM, IDM+HDD side by side (a few minutes).
+bench-steps: install
+	$(PY) -m bench.step_time
 
 # Issue-2 accuracy benchmark: Fashion-MNIST IPC 10, 200 iterations, batch_real 64,
 # 3 evaluation nets x 300 epochs, random real vs DM vs DM+HDD on the same seed.

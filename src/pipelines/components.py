@@ -17,6 +17,7 @@ from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
 from src.errors import ConfigError, HDDError
 from src.evaluation import EvalResult, evaluate_set
 from src.matching import MatchingLoss
+from src.methods.base import SyntheticSetModule
 from src.models import MODELS, build_model
 
 
@@ -74,6 +75,29 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
 def progress_bar() -> RichProgressBar:
     """Lightning's rich progress bar."""
     return RichProgressBar(leave=True)
+
+
+def build_method(cfg: DictConfig, info: DatasetInfo, pool: RealPool) -> SyntheticSetModule:
+    """The configured distillation LightningModule, with its loss, DSA and network factory."""
+    if cfg.ipc > pool.min_class_count():
+        raise ConfigError(
+            f"ipc={cfg.ipc} is larger than the smallest class of {info.name} "
+            f"({pool.min_class_count()} images); choose ipc <= {pool.min_class_count()}"
+        )
+    # hdd_k / hdd_scale are the method's defaults for loss=lorentz, read by conf/loss.
+    node = OmegaConf.create({k: v for k, v in to_dict(cfg.method).items() if k[:4] != "hdd_"})
+    return instantiate(
+        node,
+        "method",
+        pool=pool,
+        net_factory=model_factory(cfg.model, info),
+        loss=build_loss(cfg.loss),
+        augment=build_augment(cfg.augment),
+        ipc=cfg.ipc,
+        iterations=cfg.iterations,
+        seed=cfg.seed,
+        _recursive_=False,
+    )
 
 
 def build_evaluator(

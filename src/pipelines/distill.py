@@ -9,19 +9,15 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import ConfigError
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
 from src.methods.base import initial_synthetic_set
 from src.pipelines.components import (
-    build_augment,
     build_evaluator,
     build_loggers,
-    build_loss,
-    instantiate,
+    build_method,
     load_data,
-    model_factory,
     progress_bar,
     to_dict,
 )
@@ -44,30 +40,8 @@ def run_distill(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # only for third-party code
     info, pool = load_data(cfg.dataset, train=True)
-    loss = build_loss(cfg.loss)
-    augment = build_augment(cfg.augment)
-    net_factory = model_factory(cfg.model, info)
-    if cfg.ipc > pool.min_class_count():
-        raise ConfigError(
-            f"ipc={cfg.ipc} is larger than the smallest class of {info.name} "
-            f"({pool.min_class_count()} images); choose ipc <= {pool.min_class_count()}"
-        )
-    # hdd_k / hdd_scale are the method's defaults for loss=lorentz, read by conf/loss.
-    method_node = OmegaConf.create(
-        {k: v for k, v in to_dict(cfg.method).items() if not k.startswith("hdd_")}
-    )
-    module = instantiate(
-        method_node,
-        "method",
-        pool=pool,
-        net_factory=net_factory,
-        loss=loss,
-        augment=augment,
-        ipc=cfg.ipc,
-        iterations=cfg.iterations,
-        seed=cfg.seed,
-        _recursive_=False,
-    )
+    module = build_method(cfg, info, pool)
+    loss, augment = module.loss, module.augment
     needs_eval = cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0
     evaluate = None
     if needs_eval:

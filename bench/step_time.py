@@ -1,0 +1,99 @@
+"""Per-iteration time of DM, DM+HDD, IDM and IDM+HDD, side by side in one process.
+
+``python -m bench.step_time [--iterations N] [OVERRIDES...]`` times full outer iterations
+(Lightning training steps, warm-up excluded) on Fashion-MNIST IPC 10, batch_real 64 by
+default, and writes ``bench/results/step_time.{md,json}`` with ratios to DM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from src.io import atomic_write_text
+from src.pipelines.compare import compose_distill
+from src.pipelines.components import build_method, load_data
+from src.pipelines.distill import method_label
+
+VARIANTS = [("dm", "euclidean"), ("dm", "lorentz"), ("idm", "euclidean"), ("idm", "lorentz")]
+BASE = ["dataset=fashion_mnist", "ipc=10", "method.batch_real=64", "logger=none"]
+
+
+class StepTimer(L.Callback):
+    """Wall time of each training step."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_start(self, *args) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, *args) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+
+def time_variant(
+    method: str, loss: str, iterations: int, warmup: int, extra: list[str]
+) -> list[float]:
+    """Seconds per outer iteration of one method x loss (warm-up iterations dropped)."""
+    cfg = compose_distill([*BASE, f"method={method}", f"loss={loss}", *extra, "paths.output_dir=x"])
+    info, pool = load_data(cfg.dataset)
+    module = build_method(cfg, info, pool)
+    module.iterations = warmup + iterations
+    timer = StepTimer()
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[timer], accelerator="auto", devices=1,
+    )  # fmt: skip
+    trainer.fit(module)
+    return timer.times[warmup:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Time every variant, print a Markdown table and save it with the raw numbers."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    rows = {}
+    for method, loss in VARIANTS:
+        times = time_variant(method, loss, args.iterations, args.warmup, args.overrides)
+        rows[method_label(method, loss)] = times
+    base = statistics.median(rows["DM"])
+    lines = [
+        f"Command: `python -m bench.step_time --iterations {args.iterations} "
+        + " ".join(args.overrides)
+        + "`",
+        "",
+        f"Fashion-MNIST, IPC 10, batch_real 64 (plus the overrides); median of {args.iterations} "
+        f"iterations after {args.warmup} warm-up, one process.",
+        "",
+        "| method | s / iteration | x DM |",
+        "|---|---|---|",
+    ]
+    for name, times in rows.items():
+        med = statistics.median(times)
+        lines.append(f"| {name} | {med:.3f} | {med / base:.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    machine = {"platform": platform.platform(), "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "cuda": cuda}  # fmt: skip
+    atomic_write_text(args.out / "step_time.md", table + "\n")
+    atomic_write_text(
+        args.out / "step_time.json",
+        json.dumps({"seconds": rows, "machine": machine, "overrides": args.overrides}, indent=2),
+    )
+
+
+if __name__ == "__main__":
+    main()

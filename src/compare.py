@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     parser.add_argument("--losses", nargs="+", default=["euclidean", "lorentz"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--method", default="dm")
+    parser.add_argument("--method", default=None, help="dm or idm (default: the config's)")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
     parser.add_argument("--command", default=None, help="command line to record with the table")
     args = parser.parse_args(argv)

@@ -33,18 +33,22 @@ def _cell(values: list[float]) -> str:
 
 
 def run_compare(
-    overrides: list[str], losses: list[str], seeds: list[int], out_dir: Path, method: str = "dm"
+    overrides: list[str],
+    losses: list[str],
+    seeds: list[int],
+    out_dir: Path,
+    method: str | None = None,
 ) -> dict:
     """Distill once per (loss, seed) and evaluate every set with the same evaluation seeds."""
     runs: dict[str, list[dict]] = {loss: [] for loss in losses}
     started = time.perf_counter()
     for seed in seeds:
         for i, loss in enumerate(losses):
-            run_dir = out_dir / "runs" / f"{method}_{loss}_seed{seed}"
+            run_dir = out_dir / "runs" / f"{method or 'method'}_{loss}_seed{seed}"
             cfg = compose_distill(
                 [
                     *overrides,
-                    f"method={method}",
+                    *([f"method={method}"] if method else []),
                     f"loss={loss}",
                     f"seed={seed}",
                     f"paths.output_dir={run_dir}",

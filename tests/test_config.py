@@ -152,3 +152,16 @@ def test_lorentz_defaults_follow_the_method_and_yield_to_overrides():
     assert (idm.k, idm.scale) == (2.4, 100.0)
     custom = hydra.utils.instantiate(compose_cfg("distill", ["method=idm", "loss.k=0.5"]).loss)
     assert (custom.k, custom.scale) == (0.5, 100.0)
+
+
+def test_compare_runs_every_loss_on_the_same_seed_and_tabulates(tmp_path):
+    from src.pipelines.compare import run_compare
+
+    out = run_compare(TINY, ["euclidean", "lorentz"], [0], tmp_path)
+    table = out["table"]
+    assert "| random real (init) |" in table and "| DM |" in table and "| DM+HDD |" in table
+    runs = out["summary"]["runs"]
+    # The baseline is evaluated once per seed; both distilled sets are evaluated.
+    assert "random_real" in runs["euclidean"][0] and "random_real" not in runs["lorentz"][0]
+    assert {r["label"] for rs in runs.values() for r in rs} == {"DM", "DM+HDD"}
+    assert (tmp_path / "runs" / "method_lorentz_seed0" / "distilled.safetensors").exists()

@@ -1,0 +1,115 @@
+"""The real data of a run, held once as uint8 with per-class indices and seeded samplers."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from src.errors import ConfigError
+
+
+class RealPool:
+    """Real images (uint8, N x C x H x W) and labels, normalised on the fly.
+
+    Storing uint8 takes a quarter of float32's memory; the pool can live on the
+    accelerator and every batch is gathered and normalised there.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        num_classes: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ) -> None:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"RealPool stores uint8 images, got {images.dtype}")
+        if len(images) != len(labels):
+            raise ValueError("images and labels differ in length")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.num_classes = num_classes
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        order = torch.argsort(self.labels.cpu(), stable=True)
+        self.counts = torch.bincount(self.labels.cpu(), minlength=num_classes)
+        # Row c lists class c's sample indices, padded with its first index.
+        self.class_index = torch.zeros(num_classes, int(self.counts.max()), dtype=torch.int64)
+        start = 0
+        for c, n in enumerate(self.counts.tolist()):
+            if n:
+                rows = order[start : start + n]
+                self.class_index[c, :n] = rows
+                self.class_index[c, n:] = rows[0]
+            start += n
+
+    @property
+    def device(self) -> torch.device:
+        """Where the images live."""
+        return self.images.device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to(self, device: torch.device | str) -> RealPool:
+        """Move the images (and normalisation constants) to ``device``; returns self."""
+        self.images = self.images.to(device)
+        self.labels = self.labels.to(device)
+        self.mean = self.mean.to(device)
+        self.std = self.std.to(device)
+        return self
+
+    def nbytes(self) -> int:
+        """Memory held by the stored images."""
+        return self.images.numel() * self.images.element_size()
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8 images -> float32 normalised with the data set's mean and std."""
+        return (images.to(torch.float32) / 255.0 - self.mean) / self.std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Normalised float images -> [0, 1] for display."""
+        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0.0, 1.0)
+
+    def get(self, indices: Tensor) -> Tensor:
+        """Normalised float32 images at ``indices`` (any shape; result is flattened to N)."""
+        return self.normalize(self.images[indices.reshape(-1).to(self.device)])
+
+    def min_class_count(self) -> int:
+        """Size of the smallest class."""
+        return int(self.counts.min())
+
+    def sample(self, batch_per_class: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Draw up to ``batch_per_class`` distinct samples of every class.
+
+        Returns indices (C, B) and weights (C, B): 1 for drawn samples, 0 for the
+        padding of classes with fewer than B samples. Uses only ``generator`` (CPU).
+        """
+        b = min(batch_per_class, int(self.counts.max()))
+        keys = torch.rand(self.class_index.shape, generator=generator)
+        # Padding columns sort last, so the first n_c of each row are a random subset.
+        valid = torch.arange(self.class_index.shape[1]) < self.counts.unsqueeze(1)
+        keys = torch.where(valid, keys, torch.full_like(keys, 2.0))
+        cols = keys.topk(b, dim=1, largest=False, sorted=True).indices
+        indices = self.class_index.gather(1, cols)
+        weights = (cols < self.counts.unsqueeze(1)).to(torch.float32)
+        return indices, weights
+
+    def random_per_class(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` distinct random sample indices of every class, shape (C, n)."""
+        if n > self.min_class_count():
+            raise ConfigError(
+                f"ipc={n} is larger than the smallest class ({self.min_class_count()} images)"
+            )
+        indices, _ = self.sample(n, generator)
+        return indices[:, :n]
+
+    def subset(self, keep: Tensor) -> RealPool:
+        """A new pool holding only the samples at indices ``keep`` (e.g. after pruning)."""
+        keep = keep.to(self.images.device)
+        pool = RealPool(
+            self.images[keep], self.labels[keep], self.num_classes, (0.0,), (1.0,)
+        )
+        pool.mean, pool.std = self.mean, self.std
+        return pool

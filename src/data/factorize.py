@@ -55,5 +55,7 @@ def pack(images: Tensor, factor: int) -> Tensor:
         return images
     h, w = images.shape[-2:]
     _check(h, w, factor)
-    small = F.interpolate(images, size=(h // factor, w // factor), mode="bilinear", align_corners=False)
+    small = F.interpolate(
+        images, size=(h // factor, w // factor), mode="bilinear", align_corners=False
+    )
     return merge_patches(small, factor)

@@ -60,7 +60,9 @@ def _load_idx_pair(folders: list[Path], train: bool) -> tuple[Tensor, Tensor] | 
     return x, y
 
 
-def _torchvision(info: DatasetInfo, root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
+def _torchvision(
+    info: DatasetInfo, root: Path, train: bool, download: bool
+) -> tuple[Tensor, Tensor]:
     import torchvision.datasets as tvd
 
     kinds = {
@@ -82,10 +84,8 @@ def _torchvision(info: DatasetInfo, root: Path, train: bool, download: bool) -> 
             "place its files there or run once on a machine with network"
         ) from None
     data = torch.as_tensor(np.asarray(ds.data))
-    if data.ndim == 3:  # MNIST-like: (N, H, W)
-        data = data.unsqueeze(1)
-    else:  # CIFAR: (N, H, W, C)
-        data = data.permute(0, 3, 1, 2)
+    # MNIST-like sets store (N, H, W), CIFAR-like ones (N, H, W, C).
+    data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
     return data.contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
 
 

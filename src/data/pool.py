@@ -108,8 +108,6 @@ class RealPool:
     def subset(self, keep: Tensor) -> RealPool:
         """A new pool holding only the samples at indices ``keep`` (e.g. after pruning)."""
         keep = keep.to(self.images.device)
-        pool = RealPool(
-            self.images[keep], self.labels[keep], self.num_classes, (0.0,), (1.0,)
-        )
+        pool = RealPool(self.images[keep], self.labels[keep], self.num_classes, (0.0,), (1.0,))
         pool.mean, pool.std = self.mean, self.std
         return pool

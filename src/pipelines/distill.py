@@ -98,7 +98,21 @@ def run_distill(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
         print(format_results(results))
+        log_results(loggers, results, module.completed_iterations)
     return results
+
+
+def log_results(loggers: list, results: dict, step: int) -> None:
+    """Send the final accuracies (mean, std, per network) to every logger."""
+    metrics = {}
+    for key in ("random_real", "distilled"):
+        if key in results:
+            r = results[key]
+            metrics |= {f"final/{key}_acc_mean": r["mean"], f"final/{key}_acc_std": r["std"]}
+            metrics |= {f"final/{key}_acc_net{i}": a for i, a in enumerate(r["accuracies"])}
+    for logger in loggers:
+        logger.log_metrics(metrics, step=step)
+        logger.save()
 
 
 def format_results(results: dict) -> str:

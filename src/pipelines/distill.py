@@ -7,25 +7,33 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import save_file
+from torch import Tensor
 
+from src.data import DatasetInfo, RealPool
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
-from src.io import atomic_write_text, save_distilled
+from src.io import atomic_path, atomic_write_text, save_distilled
 from src.methods.base import initial_synthetic_set
 from src.pipelines.components import (
     build_evaluator,
     build_loggers,
     build_method,
+    instantiate,
     load_data,
+    model_factory,
     progress_bar,
     to_dict,
 )
 from src.pipelines.validate import validate_distill
+from src.pruning import NoPruning, Pruner
 from src.rng import make_generator
 from src.viz import save_image_grid
 
 DISTILLED_FILE = "distilled.safetensors"
+KEPT_FILE = "kept_indices.safetensors"
 RESULTS_FILE = "results.json"
 
 
@@ -34,12 +42,42 @@ def method_label(method: str, loss: str) -> str:
     return method.upper() + ("+HDD" if loss == "lorentz" else "")
 
 
+def prune_pool(cfg: DictConfig, info: DatasetInfo, pool: RealPool, pruner: Pruner) -> Tensor | None:
+    """Indices of the real samples distillation may use (None: all), logged per class."""
+    if isinstance(pruner, NoPruning):
+        return None
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
+    pool.to(device)
+    minimum = cfg.ipc * cfg.method.get("factor", 1) ** 2  # init needs that many per class
+    kept = pruner.select(
+        pool, model_factory(cfg.model, info), make_generator(cfg.seed, "prune", device), minimum
+    ).cpu()
+    counts = torch.bincount(pool.labels.cpu()[kept], minlength=info.num_classes).tolist()
+    print(f"pruning ({pruner.name}) keeps {len(kept)} of {len(pool)} real images: {counts}")
+    pool.to("cpu")
+    return kept
+
+
+def save_kept_indices(path: Path, kept: Tensor) -> None:
+    """The kept real-sample indices beside the distilled set (safetensors, atomic)."""
+    with atomic_path(path) as tmp:
+        save_file({"indices": kept.to(torch.int64).contiguous()}, str(tmp))
+
+
 def run_distill(cfg: DictConfig) -> dict:
     """Distill ``cfg.dataset`` into ``cfg.ipc`` images per class; returns the results dict."""
     validate_distill(cfg)
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # only for third-party code
     info, pool = load_data(cfg.dataset, train=True)
+    if cfg.eval.random_baseline:
+        # Plain real images of the same IPC, drawn before any pruning: for DM exactly the set
+        # init=real starts from (a factorised method packs these and more of the same draw).
+        baseline = initial_synthetic_set(pool, cfg.ipc, "real", make_generator(cfg.seed, "init"))
+    pruner = instantiate(cfg.prune, "prune")
+    kept = prune_pool(cfg, info, pool, pruner)
+    if kept is not None:
+        pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)
     loss, augment = module.loss, module.augment
     needs_eval = cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0
@@ -77,6 +115,7 @@ def run_distill(cfg: DictConfig) -> dict:
         "mean": list(info.mean),
         "std": list(info.std),
         "class_names": info.names(),
+        "prune": pruner.describe(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     results: dict = {"label": label, "dataset": info.name, "ipc": cfg.ipc, "seed": cfg.seed}
@@ -84,15 +123,14 @@ def run_distill(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         save_distilled(out / DISTILLED_FILE, images, labels, meta)
         save_image_grid(out / "distilled.png", pool.denormalize(images), labels, info.num_classes)
+        if kept is not None:
+            save_kept_indices(out / KEPT_FILE, kept)
+    if kept is not None:
+        results["kept_per_class"] = pool.counts.tolist()
     if periodic:
         results["during"] = {str(k): v.as_dict() for k, v in sorted(periodic.history.items())}
     if evaluate and cfg.eval.random_baseline:
-        # Plain real images of the same IPC: for DM exactly the set init=real starts from
-        # (a factorised method packs these and further images of the same draw).
-        base_images, base_labels = initial_synthetic_set(
-            pool, cfg.ipc, "real", make_generator(cfg.seed, "init")
-        )
-        results["random_real"] = evaluate(base_images, base_labels).as_dict()
+        results["random_real"] = evaluate(*baseline).as_dict()
     if evaluate and cfg.eval.final:
         results["distilled"] = evaluate(images, labels, factor=module.factor).as_dict()
     if trainer.is_global_zero:

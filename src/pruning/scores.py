@@ -1,0 +1,66 @@
+"""Scores of real samples for pruning: lower means more prototypical (kept first)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from src.data import RealPool
+from src.hyperbolic import distance_to_origin, lift, lorentz_centroid, lorentz_distance
+from src.models import init_weights_
+
+
+@torch.no_grad()
+def averaged_features(
+    pool: RealPool,
+    net_factory: Callable[[], nn.Module],
+    num_nets: int,
+    generator: torch.Generator,
+    batch_size: int = 1024,
+) -> Tensor:
+    """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32."""
+    net = net_factory().to(pool.device).eval()
+    total: Tensor | None = None
+    for _ in range(num_nets):
+        init_weights_(net, generator)
+        chunks = [
+            net.embed(pool.get(torch.arange(i, min(i + batch_size, len(pool)))))
+            for i in range(0, len(pool), batch_size)
+        ]
+        feats = torch.cat(chunks)
+        total = feats if total is None else total + feats
+    return total / num_nets
+
+
+def _per_class(features: Tensor, labels: Tensor, num_classes: int, score) -> Tensor:
+    scores = torch.empty(len(features), dtype=torch.float64, device=features.device)
+    for c in range(num_classes):
+        idx = (labels == c).nonzero().squeeze(1)
+        if len(idx):
+            scores[idx] = score(features[idx])
+    return scores
+
+
+def centroid_scores(features: Tensor, labels: Tensor, num_classes: int, k: float) -> Tensor:
+    """Geodesic distance of each lifted feature to its class's Lorentz centroid."""
+
+    def score(f: Tensor) -> Tensor:
+        x = lift(f, k)
+        return lorentz_distance(x, lorentz_centroid(x, k).unsqueeze(0), k)
+
+    return _per_class(features, labels, num_classes, score)
+
+
+def origin_scores(features: Tensor, labels: Tensor, num_classes: int, k: float) -> Tensor:
+    """Geodesic distance of each lifted feature to the origin (its hierarchy level)."""
+    return distance_to_origin(lift(features, k), k)
+
+
+def euclidean_scores(features: Tensor, labels: Tensor, num_classes: int, k: float) -> Tensor:
+    """Euclidean distance of each feature to its class mean."""
+    return _per_class(features.double(), labels, num_classes, lambda f: (f - f.mean(0)).norm(dim=1))
+
+
+CRITERIA = {"centroid": centroid_scores, "origin": origin_scores, "euclidean": euclidean_scores}

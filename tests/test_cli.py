@@ -165,6 +165,19 @@ def test_evaluate_missing_file(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "eval_results.json").exists()
 
 
+def test_analyze_missing_file_and_bad_classes(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.safetensors"
+    result = run_module("src.analyze", f"distilled={missing}", run_dir=tmp_path / "run")
+    assert_one_error_line(result, str(missing), "does not exist")
+    path = save_distilled(
+        tmp_path / "set.safetensors", torch.rand(10, 1, 28, 28), torch.arange(10),
+        {"dataset": "fashion_mnist", "ipc": 1},
+    )  # fmt: skip
+    result = run_module("src.analyze", f"distilled={path}", "classes=[12]", run_dir=tmp_path / "r2")
+    assert_one_error_line(result, "classes", "[0, 10)")
+    assert not list((tmp_path / "r2").glob("*.png"))
+
+
 def test_evaluate_corrupt_file(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())

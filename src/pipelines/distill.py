@@ -9,13 +9,13 @@ from pathlib import Path
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import save_file
 from torch import Tensor
 
 from src.data import DatasetInfo, RealPool
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
-from src.io import atomic_path, atomic_write_text, save_distilled
+from src.io import atomic_write_text, save_distilled
+from src.io.kept import KEPT_FILE, save_kept_indices
 from src.methods.base import initial_synthetic_set
 from src.pipelines.components import (
     build_evaluator,
@@ -27,13 +27,13 @@ from src.pipelines.components import (
     progress_bar,
     to_dict,
 )
+from src.pipelines.geometry import render_geometry
 from src.pipelines.validate import validate_distill
 from src.pruning import NoPruning, Pruner
 from src.rng import make_generator
 from src.viz import save_image_grid
 
 DISTILLED_FILE = "distilled.safetensors"
-KEPT_FILE = "kept_indices.safetensors"
 RESULTS_FILE = "results.json"
 
 
@@ -58,12 +58,6 @@ def prune_pool(cfg: DictConfig, info: DatasetInfo, pool: RealPool, pruner: Prune
     return kept
 
 
-def save_kept_indices(path: Path, kept: Tensor) -> None:
-    """The kept real-sample indices beside the distilled set (safetensors, atomic)."""
-    with atomic_path(path) as tmp:
-        save_file({"indices": kept.to(torch.int64).contiguous()}, str(tmp))
-
-
 def run_distill(cfg: DictConfig) -> dict:
     """Distill ``cfg.dataset`` into ``cfg.ipc`` images per class; returns the results dict."""
     validate_distill(cfg)
@@ -79,6 +73,7 @@ def run_distill(cfg: DictConfig) -> dict:
     if kept is not None:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)
+    initial = module.synthetic_set()
     loss, augment = module.loss, module.augment
     needs_eval = cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0
     evaluate = None
@@ -125,6 +120,20 @@ def run_distill(cfg: DictConfig) -> dict:
         save_image_grid(out / "distilled.png", pool.denormalize(images), labels, info.num_classes)
         if kept is not None:
             save_kept_indices(out / KEPT_FILE, kept)
+        if cfg.geometry.enabled:
+            render_geometry(
+                out,
+                pool,
+                {"before": initial, "after": (images, labels)},
+                model_factory(cfg.model, info),
+                float(meta.get("k", cfg.method.hdd_k)),
+                info.names(),
+                list(cfg.geometry.classes),
+                real_per_class=cfg.geometry.real_per_class,
+                seed=cfg.seed,
+                factor=module.factor,
+                real_name="real" if kept is None else "real (kept pool)",
+            )
     if kept is not None:
         results["kept_per_class"] = pool.counts.tolist()
     if periodic:

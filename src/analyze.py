@@ -1,0 +1,17 @@
+"""Entry point: ``python -m src.analyze distilled=PATH`` (Poincaré disk, hierarchy levels)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.cli import report_errors
+from src.pipelines.analyze import run_analyze
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
+def main(cfg: DictConfig) -> None:
+    """Compose the config and render the geometry views of one distilled set."""
+    report_errors(run_analyze, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Geometry views of a saved distilled set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError
+from src.io import check_matches, load_distilled
+from src.io.kept import kept_path, load_kept_indices
+from src.pipelines.components import load_data, model_factory
+from src.pipelines.geometry import render_geometry
+
+
+def run_analyze(cfg: DictConfig) -> list[Path]:
+    """Render the Poincaré-disk plot and the level histogram of ``cfg.distilled``."""
+    ds = load_distilled(cfg.distilled)
+    dataset_cfg = cfg.get("dataset") or OmegaConf.create(
+        {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
+    )
+    info, pool = load_data(dataset_cfg, train=True)
+    check_matches(
+        ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
+    )
+    classes = list(cfg.classes)
+    if not classes or min(classes) < 0 or max(classes) >= info.num_classes:
+        raise ConfigError(
+            f"classes must be class indices in [0, {info.num_classes}), got {classes}"
+        )
+    kept = load_kept_indices(kept_path(cfg.distilled))
+    k = float(cfg.k if cfg.k is not None else ds.meta.get("k", 1.0))
+    paths = render_geometry(
+        Path(cfg.paths.output_dir),
+        pool,
+        {"distilled": (ds.images, ds.labels)},
+        model_factory(cfg.model, info),
+        k,
+        info.names(),
+        classes,
+        real_per_class=cfg.real_per_class,
+        seed=cfg.seed,
+        factor=int(ds.meta.get("factor", 1)),
+        kept=kept,
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    return paths

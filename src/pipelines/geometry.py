@@ -1,0 +1,69 @@
+"""Render the geometry views of a synthetic set: Poincaré disk and hierarchy levels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from src.data import RealPool
+from src.data.factorize import expand
+from src.models import init_weights_
+from src.rng import make_generator
+from src.viz import save_level_histogram, save_poincare_plot
+
+
+@torch.no_grad()
+def render_geometry(
+    out_dir: Path,
+    pool: RealPool,
+    syn_sets: dict[str, tuple[Tensor, Tensor]],
+    net_factory: Callable[[], nn.Module],
+    k: float,
+    class_names: list[str],
+    classes: list[int],
+    real_per_class: int = 300,
+    seed: int = 0,
+    factor: int = 1,
+    kept: Tensor | None = None,
+    real_name: str = "real",
+) -> list[Path]:
+    """Write ``poincare_<name>.png`` per synthetic set and ``levels.png``; returns the paths.
+
+    One random network (seeded) embeds a random sample of real images per class, the
+    kept pool's sample when pruning ran, and every synthetic set.
+    """
+    net = init_weights_(net_factory(), make_generator(seed, "geometry")).eval()
+    gen = make_generator(seed, "geometry-sample")
+    n = min(real_per_class, pool.min_class_count())
+    real_idx = pool.random_per_class(n, gen)
+    real_feat = net.embed(pool.get(real_idx).cpu())
+    real_labels = pool.labels.cpu()[real_idx.flatten()]
+    levels = {real_name: real_feat}
+    if kept is not None:
+        kept_pool = pool.subset(kept)
+        m = min(real_per_class, kept_pool.min_class_count())
+        levels["kept"] = net.embed(kept_pool.get(kept_pool.random_per_class(m, gen)).cpu())
+    shown = torch.isin(real_labels, torch.tensor(classes))
+    paths = []
+    for name, (images, labels) in syn_sets.items():
+        images, labels = expand(images, labels, factor)
+        syn_feat = net.embed(images)
+        levels[f"synthetic ({name})"] = syn_feat
+        syn_shown = torch.isin(labels, torch.tensor(classes))
+        paths.append(
+            save_poincare_plot(
+                out_dir / f"poincare_{name}.png",
+                real_feat[shown],
+                real_labels[shown],
+                syn_feat[syn_shown],
+                labels[syn_shown],
+                k,
+                class_names,
+                title=f"{name}: real vs synthetic (k = {k})",
+            )  # fmt: skip
+        )
+    paths.append(save_level_histogram(out_dir / "levels.png", levels, k))
+    return paths

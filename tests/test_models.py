@@ -249,17 +249,19 @@ def test_init_refuses_unknown_parametrised_module() -> None:
 def test_instance_norm_embeddings_do_not_depend_on_the_batch(
     make: Callable[[], nn.Module],
 ) -> None:
-    model = make().train()
-    x = torch.randn(6, 3, 32, 32)
+    # float64: float32 convolutions may pick other kernels for other batch sizes, and deep
+    # nets amplify those last-bit differences; the property itself is exact.
+    model = make().train().double()
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     together = model.embed(x)
     alone = torch.cat([model.embed(x[i : i + 1]) for i in range(len(x))])
-    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(together, alone, rtol=1e-9, atol=1e-10)
 
 
 def test_batchnorm_in_train_mode_does_depend_on_the_batch() -> None:
     # Contrast case: shows the independence test above can fail.
-    model = build_model("convnet_bn", 3, 10, (32, 32), width=16).train()
-    x = torch.randn(6, 3, 32, 32)
+    model = build_model("convnet_bn", 3, 10, (32, 32), width=16).train().double()
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     together = model.embed(x)
     alone = torch.cat([model.embed(x[i : i + 3]) for i in (0, 3)])
-    assert not torch.allclose(together, alone, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(together, alone, rtol=1e-9, atol=1e-10)

@@ -167,7 +167,8 @@ def test_init_is_in_place_and_returns_module() -> None:
     model = _small_net()
     weight = model.features[0].weight
     before = weight.detach().clone()
-    assert init_weights_(model, torch.Generator().manual_seed(0)) is model
+    # Seed 1: the global RNG that built the model is seeded 0, which init_weights_ would match.
+    assert init_weights_(model, torch.Generator().manual_seed(1)) is model
     assert model.features[0].weight is weight
     assert not torch.equal(weight, before)
     assert weight.requires_grad  # still a trainable leaf after the no_grad re-init

@@ -16,7 +16,7 @@ from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
 from src.io.kept import KEPT_FILE, save_kept_indices
-from src.methods.base import initial_synthetic_set
+from src.methods.base import SyntheticSetModule, initial_synthetic_set
 from src.pipelines.components import (
     build_evaluator,
     build_loggers,
@@ -74,12 +74,11 @@ def run_distill(cfg: DictConfig) -> dict:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)
     initial = module.synthetic_set()
-    loss, augment = module.loss, module.augment
     needs_eval = cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0
     evaluate = None
     if needs_eval:
         _, test_pool = load_data(cfg.dataset, train=False)
-        evaluate = build_evaluator(cfg, info, test_pool, augment)
+        evaluate = build_evaluator(cfg, info, test_pool, module.augment)
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     loggers = build_loggers(cfg.get("logger"))
     trainer = L.Trainer(
@@ -95,26 +94,10 @@ def run_distill(cfg: DictConfig) -> dict:
     trainer.fit(module)
     seconds = time.perf_counter() - started
 
-    label = method_label(module.method_name, loss.name)
     images, labels = module.synthetic_set()
-    meta = {
-        "dataset": info.name,
-        "ipc": cfg.ipc,
-        "method": module.method_name,
-        "label": label,
-        **loss.describe(),
-        "iteration": module.completed_iterations,
-        "factor": module.factor,
-        "seed": cfg.seed,
-        "num_classes": info.num_classes,
-        "mean": list(info.mean),
-        "std": list(info.std),
-        "class_names": info.names(),
-        "prune": pruner.describe(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    results: dict = {"label": label, "dataset": info.name, "ipc": cfg.ipc, "seed": cfg.seed}
-    results["distill_seconds"] = seconds
+    meta = distilled_metadata(cfg, info, module, pruner)
+    results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
+    results |= {"seed": cfg.seed, "distill_seconds": seconds}
     if trainer.is_global_zero:
         save_distilled(out / DISTILLED_FILE, images, labels, meta)
         save_image_grid(out / "distilled.png", pool.denormalize(images), labels, info.num_classes)
@@ -147,6 +130,28 @@ def run_distill(cfg: DictConfig) -> dict:
         print(format_results(results))
         log_results(loggers, results, module.completed_iterations)
     return results
+
+
+def distilled_metadata(
+    cfg: DictConfig, info: DatasetInfo, module: SyntheticSetModule, pruner: Pruner
+) -> dict:
+    """What a distilled-set file records about its run."""
+    return {
+        "dataset": info.name,
+        "ipc": cfg.ipc,
+        "method": module.method_name,
+        "label": method_label(module.method_name, module.loss.name),
+        **module.loss.describe(),
+        "iteration": module.completed_iterations,
+        "factor": module.factor,
+        "seed": cfg.seed,
+        "num_classes": info.num_classes,
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "class_names": info.names(),
+        "prune": pruner.describe(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
 
 
 def log_results(loggers: list, results: dict, step: int) -> None:

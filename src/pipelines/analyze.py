@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.errors import ConfigError
-from src.io import check_matches, load_distilled
 from src.io.kept import kept_path, load_kept_indices
-from src.pipelines.components import load_data, model_factory
+from src.pipelines.components import load_distilled_with_data, model_factory
 from src.pipelines.geometry import render_geometry
 
 
 def run_analyze(cfg: DictConfig) -> list[Path]:
     """Render the Poincaré-disk plot and the level histogram of ``cfg.distilled``."""
-    ds = load_distilled(cfg.distilled)
-    dataset_cfg = cfg.get("dataset") or OmegaConf.create(
-        {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
-    )
-    info, pool = load_data(dataset_cfg, train=True)
-    check_matches(
-        ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
-    )
+    ds, info, pool = load_distilled_with_data(cfg, train=True)
     classes = list(cfg.classes)
     if not classes or min(classes) < 0 or max(classes) >= info.num_classes:
         raise ConfigError(

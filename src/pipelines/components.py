@@ -16,6 +16,7 @@ from src.augment import DSA
 from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
 from src.errors import ConfigError, HDDError
 from src.evaluation import EvalResult, evaluate_set
+from src.io import DistilledSet, check_matches, load_distilled
 from src.matching import MatchingLoss
 from src.methods.base import SyntheticSetModule
 from src.models import MODELS, build_model
@@ -59,6 +60,21 @@ def instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
         if isinstance(cause, HDDError):
             raise cause from None
         raise ConfigError(f"cannot build {group}: {cause or exc}") from None
+
+
+def load_distilled_with_data(
+    cfg: DictConfig, train: bool
+) -> tuple[DistilledSet, DatasetInfo, RealPool]:
+    """``cfg.distilled`` and a split of its data set (``cfg.dataset`` or the file's), checked."""
+    ds = load_distilled(cfg.distilled)
+    dataset_cfg = cfg.get("dataset") or OmegaConf.create(
+        {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
+    )
+    info, pool = load_data(dataset_cfg, train=train)
+    check_matches(
+        ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
+    )
+    return ds, info, pool
 
 
 def load_data(dataset_cfg: DictConfig, train: bool = True) -> tuple[DatasetInfo, RealPool]:

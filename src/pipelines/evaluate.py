@@ -9,12 +9,12 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from src.evaluation import EvalResult
-from src.io import atomic_write_text, check_matches, load_distilled
+from src.io import atomic_write_text
 from src.pipelines.components import (
     build_augment,
     build_evaluator,
     build_loggers,
-    load_data,
+    load_distilled_with_data,
 )
 from src.pipelines.validate import validate_eval
 
@@ -24,14 +24,7 @@ EVAL_FILE = "eval_results.json"
 def run_evaluate(cfg: DictConfig) -> EvalResult:
     """Train ``eval.num_models`` fresh networks on ``cfg.distilled`` and test them."""
     validate_eval(cfg)
-    ds = load_distilled(cfg.distilled)
-    dataset_cfg = cfg.get("dataset") or OmegaConf.create(
-        {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
-    )
-    info, test_pool = load_data(dataset_cfg, train=False)
-    check_matches(
-        ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
-    )
+    ds, info, test_pool = load_distilled_with_data(cfg, train=False)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     evaluate = build_evaluator(cfg, info, test_pool, build_augment(cfg.augment))
     result = evaluate(ds.images, ds.labels, factor=int(ds.meta.get("factor", 1)))

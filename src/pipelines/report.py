@@ -1,0 +1,125 @@
+"""Paper-style tables from run directories: rows dataset/IPC, columns method x loss."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from src.errors import ConfigError  # noqa: E402
+from src.io.atomic import atomic_path, atomic_write_text  # noqa: E402
+
+RESULTS_FILE = "results.json"
+COLUMN_ORDER = ["random real", "DM", "DM+HDD", "IDM", "IDM+HDD"]
+
+
+def collect(dirs: list[Path]) -> dict[tuple[str, int], dict[str, list[float]]]:
+    """Accuracies per (dataset, ipc) and column, pooled over every run found under ``dirs``."""
+    cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    found = 0
+    for root in dirs:
+        if not root.exists():
+            raise ConfigError(f"'{root}' does not exist")
+        for path in sorted(root.rglob(RESULTS_FILE)):
+            try:
+                r = json.loads(path.read_text())
+                row = (r["dataset"], int(r["ipc"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise ConfigError(f"'{path}' is not a results file of this project") from None
+            found += 1
+            if "distilled" in r:
+                cells[row][r["label"]] += r["distilled"]["accuracies"]
+            if "random_real" in r:
+                # Every run of a seed evaluates the same baseline set; count each seed once.
+                key = ("random real", r.get("seed"))
+                if key not in cells[row]:
+                    cells[row][key] = r["random_real"]["accuracies"]
+                    cells[row]["random real"] += r["random_real"]["accuracies"]
+    if not found:
+        raise ConfigError(f"no {RESULTS_FILE} under {', '.join(map(str, dirs))}")
+    return {
+        row: {k: v for k, v in cols.items() if isinstance(k, str)} for row, cols in cells.items()
+    }
+
+
+def columns(cells: dict) -> list[str]:
+    """Columns present, in the paper's order."""
+    present = {c for cols in cells.values() for c in cols}
+    return [c for c in COLUMN_ORDER if c in present] + sorted(present - set(COLUMN_ORDER))
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def to_markdown(cells: dict) -> str:
+    """| dataset | IPC | column... | with mean ± std (n) cells."""
+    cols = columns(cells)
+    lines = ["| dataset | IPC | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for (dataset, ipc), row in sorted(cells.items()):
+        out = []
+        for c in cols:
+            if c in row:
+                mean, std = _stats(row[c])
+                out.append(f"{mean:.2f} ± {std:.2f} ({len(row[c])})")
+            else:
+                out.append("—")
+        lines.append(f"| {dataset} | {ipc} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def to_csv(cells: dict) -> str:
+    """One line per (dataset, ipc, column) with mean, std and count."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["dataset", "ipc", "method", "mean", "std", "n"])
+    for (dataset, ipc), row in sorted(cells.items()):
+        for c in columns(cells):
+            if c in row:
+                mean, std = _stats(row[c])
+                writer.writerow([dataset, ipc, c, f"{mean:.4f}", f"{std:.4f}", len(row[c])])
+    return buf.getvalue()
+
+
+def save_bar_chart(path: Path, cells: dict) -> Path:
+    """Grouped bars (one group per dataset/IPC) with std error bars."""
+    cols = columns(cells)
+    rows = sorted(cells)
+    width = 0.8 / max(len(cols), 1)
+    fig, ax = plt.subplots(figsize=(max(4, 1.5 * len(rows) * len(cols) / 2), 4))
+    for j, c in enumerate(cols):
+        xs, means, stds = [], [], []
+        for i, row in enumerate(rows):
+            if c in cells[row]:
+                mean, std = _stats(cells[row][c])
+                xs.append(i + j * width)
+                means.append(mean)
+                stds.append(std)
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=c)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+    ax.set_xticklabels([f"{d}\nIPC {n}" for d, n in rows])
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def run_report(dirs: list[Path], out: Path | None = None) -> str:
+    """Build the table; with ``out`` also write report.md, report.csv and report.png there."""
+    cells = collect(dirs)
+    table = to_markdown(cells)
+    if out is not None:
+        atomic_write_text(out / "report.md", table + "\n")
+        atomic_write_text(out / "report.csv", to_csv(cells))
+        save_bar_chart(out / "report.png", cells)
+    return table

@@ -28,6 +28,7 @@ from src.pipelines.components import (
     to_dict,
 )
 from src.pipelines.geometry import render_geometry
+from src.pipelines.publish import publish_outputs
 from src.pipelines.validate import validate_distill
 from src.pruning import NoPruning, Pruner
 from src.rng import make_generator
@@ -129,6 +130,8 @@ def run_distill(cfg: DictConfig) -> dict:
         atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
         print(format_results(results))
         log_results(loggers, results, module.completed_iterations)
+        artifact = f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower().replace('+', '-')}"
+        publish_outputs(loggers, out, artifact, module.completed_iterations)
     return results
 
 

@@ -105,3 +105,26 @@ def test_non_finite_loss_stops_before_the_images_change(fmnist_train):
     with pytest.raises(NonFiniteLossError, match="not updated"):
         _fit(module, 3)
     assert torch.equal(before, module.syn_images.detach())
+
+
+def test_run_stopped_by_a_non_finite_loss_keeps_the_last_finite_set(tmp_path, monkeypatch):
+    from src.io import load_distilled
+    from src.pipelines.distill import run_distill
+    from tests.conftest import TINY, compose_cfg
+
+    calls = {"n": 0}
+    original = EuclideanMeanLoss.forward
+
+    def nan_after_two_steps(self, real, weights, syn):
+        calls["n"] += 1
+        out = original(self, real, weights, syn)
+        return out * float("nan") if calls["n"] > 2 else out
+
+    monkeypatch.setattr(EuclideanMeanLoss, "forward", nan_after_two_steps)
+    cfg = compose_cfg("distill", [*TINY, "loss=euclidean", "iterations=5",
+                                  f"paths.output_dir={tmp_path}"])  # fmt: skip
+    with pytest.raises(NonFiniteLossError, match="last finite set"):
+        run_distill(cfg)
+    ds = load_distilled(tmp_path / "distilled.safetensors")
+    assert torch.isfinite(ds.images).all()
+    assert ds.meta["iteration"] == 2 and "iteration 2" in ds.meta["stopped"]

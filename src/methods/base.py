@@ -143,7 +143,7 @@ class SyntheticSetModule(L.LightningModule):
         """Stop the run, before any image update, when the loss is NaN or inf."""
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"the matching loss became {loss.item()} at iteration {self.global_step}; "
+                f"the matching loss became {loss.item()} at iteration {self.completed_iterations}; "
                 "the synthetic set was not updated (lower lr_img or check the loss settings)"
             )
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.data import DatasetInfo, RealPool
+from src.errors import NonFiniteLossError
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
@@ -92,7 +93,16 @@ def run_distill(cfg: DictConfig) -> dict:
         **to_dict(cfg.trainer),
     )
     started = time.perf_counter()
-    trainer.fit(module)
+    try:
+        trainer.fit(module)
+    except NonFiniteLossError as exc:
+        # The images were not updated by the failing step: keep that last finite set.
+        if trainer.is_global_zero:
+            meta = distilled_metadata(cfg, info, module, pruner) | {"stopped": str(exc)}
+            save_distilled(out / DISTILLED_FILE, *module.synthetic_set(), meta)
+        raise NonFiniteLossError(
+            f"{exc}; the last finite set is in {out / DISTILLED_FILE}"
+        ) from None
     seconds = time.perf_counter() - started
 
     images, labels = module.synthetic_set()

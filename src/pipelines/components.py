@@ -134,8 +134,3 @@ def build_evaluator(
         seed=cfg.seed,
         trainer_kwargs=to_dict(cfg.trainer),
     )
-
-
-def trainer_kwargs(trainer_cfg: DictConfig) -> dict:
-    """Keyword arguments for ``lightning.Trainer`` from the trainer group."""
-    return to_dict(trainer_cfg)

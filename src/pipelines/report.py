@@ -24,6 +24,7 @@ COLUMN_ORDER = ["random real", "DM", "DM+HDD", "IDM", "IDM+HDD"]
 def collect(dirs: list[Path]) -> dict[tuple[str, int], dict[str, list[float]]]:
     """Accuracies per (dataset, ipc) and column, pooled over every run found under ``dirs``."""
     cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    baseline_seen: set[tuple[str, int, object]] = set()
     found = 0
     for root in dirs:
         if not root.exists():
@@ -37,17 +38,14 @@ def collect(dirs: list[Path]) -> dict[tuple[str, int], dict[str, list[float]]]:
             found += 1
             if "distilled" in r:
                 cells[row][r["label"]] += r["distilled"]["accuracies"]
-            if "random_real" in r:
-                # Every run of a seed evaluates the same baseline set; count each seed once.
-                key = ("random real", r.get("seed"))
-                if key not in cells[row]:
-                    cells[row][key] = r["random_real"]["accuracies"]
-                    cells[row]["random real"] += r["random_real"]["accuracies"]
+            # Every run of a seed evaluates the same baseline set; count each seed once.
+            seen = (*row, r.get("seed"))
+            if "random_real" in r and seen not in baseline_seen:
+                baseline_seen.add(seen)
+                cells[row]["random real"] += r["random_real"]["accuracies"]
     if not found:
         raise ConfigError(f"no {RESULTS_FILE} under {', '.join(map(str, dirs))}")
-    return {
-        row: {k: v for k, v in cols.items() if isinstance(k, str)} for row, cols in cells.items()
-    }
+    return {row: dict(cols) for row, cols in cells.items()}
 
 
 def columns(cells: dict) -> list[str]:

@@ -58,6 +58,30 @@ def test_features_are_averaged_over_the_networks():
     torch.testing.assert_close(both, (first + second) / 2)
 
 
+def test_repeated_scoring_reuses_the_features_and_moves_the_generator_alike(monkeypatch):
+    import src.pruning.scores as scores
+
+    calls = []
+    real_init = scores.init_weights_
+    monkeypatch.setattr(
+        scores, "init_weights_", lambda net, g: calls.append(1) or real_init(net, g)
+    )
+    pool = _small_pool()
+    g1, g2 = make_generator(5, "prune"), make_generator(5, "prune")
+    first = averaged_features(pool, _factory, 2, g1)
+    second = averaged_features(pool, _factory, 2, g2)
+    assert len(calls) == 2  # the second call embedded nothing
+    assert torch.equal(first, second)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    assert torch.rand(1, generator=g1).item() == torch.rand(1, generator=g2).item()
+    # Other pool content, or another generator state, is computed afresh.
+    changed = _small_pool()
+    changed.images[0] = 255 - changed.images[0]
+    averaged_features(changed, _factory, 2, make_generator(5, "prune"))
+    averaged_features(changed, _factory, 2, make_generator(6, "prune"))
+    assert len(calls) == 6
+
+
 @pytest.mark.parametrize("ratio", [0.1, 0.2, 0.5, 1.0])
 def test_kept_set_has_the_requested_size_per_class(ratio):
     labels = torch.cat([torch.full((n,), c) for c, n in enumerate((30, 50, 20))])

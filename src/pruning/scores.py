@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import torch
@@ -10,6 +11,21 @@ from torch import Tensor, nn
 from src.data import RealPool
 from src.hyperbolic import distance_to_origin, lift, lorentz_centroid, lorentz_distance
 from src.models import init_weights_
+
+# The features of the last pool scored in this process. A keep_ratio or criterion sweep in
+# one process (Hydra's basic launcher, the pruning benchmark) embeds the pool only once.
+_LAST_FEATURES: dict[str, tuple[Tensor, Tensor]] = {}
+
+
+def features_key(pool: RealPool, net: nn.Module, num_nets: int, generator: torch.Generator) -> str:
+    """What the averaged features depend on: pool content, architecture, count, generator state."""
+    digest = hashlib.sha1()
+    digest.update(pool.images.cpu().numpy().tobytes())
+    digest.update(pool.labels.cpu().numpy().tobytes())
+    digest.update(repr(net).encode())
+    digest.update(f"{num_nets}|{pool.device}|".encode())
+    digest.update(generator.get_state().numpy().tobytes())
+    return digest.hexdigest()
 
 
 @torch.no_grad()
@@ -20,8 +36,17 @@ def averaged_features(
     generator: torch.Generator,
     batch_size: int = 1024,
 ) -> Tensor:
-    """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32."""
+    """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32.
+
+    A repeated call with the same inputs and generator state returns the remembered features
+    and leaves the generator where the computation would have.
+    """
     net = net_factory().to(pool.device).eval()
+    key = features_key(pool, net, num_nets, generator)
+    if key in _LAST_FEATURES:
+        features, end_state = _LAST_FEATURES[key]
+        generator.set_state(end_state)
+        return features.clone()
     total: Tensor | None = None
     for _ in range(num_nets):
         init_weights_(net, generator)
@@ -31,7 +56,10 @@ def averaged_features(
         ]
         feats = torch.cat(chunks)
         total = feats if total is None else total + feats
-    return total / num_nets
+    features = total / num_nets
+    _LAST_FEATURES.clear()
+    _LAST_FEATURES[key] = (features.clone(), generator.get_state())
+    return features
 
 
 def _per_class(features: Tensor, labels: Tensor, num_classes: int, score) -> Tensor:

@@ -1,0 +1,142 @@
+"""Pruning benchmark on Fashion-MNIST: DM+HDD, IPC 10, kept ratio and criterion vs accuracy.
+
+``python -m bench.pruning [--seeds 0 1 2] [--iterations 100] [--eval-models 1]``
+
+Rows: no pruning (ratio 1.0), hyperbolic centroid pruning at 0.5 / 0.2 / 0.1, and the
+controls random and euclidean at 0.2. Each (row, seed) is one distillation of
+``--iterations`` iterations (batch_real 64) evaluated by ``--eval-models`` networks x 300
+epochs; a cell is the mean ± std over seeds of the run's mean accuracy, so the std is the
+seed-to-seed spread the stability claim is about. Runs already finished under ``--out``
+are reused, so an interrupted benchmark continues where it stopped. The table is
+rewritten after every run into ``bench/results/fashion_mnist_ipc10_pruning.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from src.io import atomic_write_text
+from src.pipelines.compare import compose_distill
+from src.pipelines.distill import RESULTS_FILE, run_distill
+
+NAME = "fashion_mnist_ipc10_pruning"
+ROWS = {
+    # Scoring order matters for speed only: hyperbolic and euclidean rows of a seed share
+    # one embedding of the pool (the features are remembered within the process).
+    "hyperbolic 0.2": ["prune=hyperbolic", "prune.keep_ratio=0.2"],
+    "euclidean 0.2": ["prune=euclidean", "prune.keep_ratio=0.2"],
+    "random 0.2": ["prune=random", "prune.keep_ratio=0.2"],
+    "none (1.0)": ["prune=none"],
+    "hyperbolic 0.5": ["prune=hyperbolic", "prune.keep_ratio=0.5"],
+    "hyperbolic 0.1": ["prune=hyperbolic", "prune.keep_ratio=0.1"],
+}
+TABLE_ORDER = [
+    "none (1.0)",
+    "hyperbolic 0.5",
+    "hyperbolic 0.2",
+    "hyperbolic 0.1",
+    "random 0.2",
+    "euclidean 0.2",
+]
+
+
+def run_dir(out: Path, row: str, seed: int) -> Path:
+    """Where one (row, seed) run writes."""
+    return out / "runs" / f"{row.replace(' ', '_').replace('(', '').replace(')', '')}_seed{seed}"
+
+
+def table(runs: dict[str, dict[int, dict]], header: str) -> str:
+    """The Markdown table: mean ± std over seeds of each run's mean accuracy."""
+    lines = [
+        header,
+        "",
+        "| pruning | kept per class | accuracy (%) | per seed | seeds | distill s/run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in TABLE_ORDER:
+        done = runs.get(row, {})
+        if not done:
+            lines.append(f"| {row} | — | not run | — | 0 | — |")
+            continue
+        means = [done[s]["distilled"]["mean"] for s in sorted(done)]
+        std = statistics.stdev(means) if len(means) > 1 else 0.0
+        kept = done[min(done)].get("kept_per_class")
+        kept_text = "all" if kept is None else f"{min(kept)}–{max(kept)}"
+        per_seed = " / ".join(f"{m:.2f}" for m in means)
+        secs = statistics.fmean(r["distill_seconds"] for r in done.values())
+        cell = f"{statistics.fmean(means):.2f} ± {std:.2f}"
+        lines.append(f"| {row} | {kept_text} | {cell} | {per_seed} | {len(means)} | {secs:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Distill and evaluate every (row, seed) not yet done; rewrite the table after each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--eval-models", type=int, default=1)
+    parser.add_argument("--out", default=f"outputs/bench/{NAME}")
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = parser.parse_args(argv)
+    out, results = Path(args.out), Path(args.results)
+    base = [
+        "experiment=fashion_mnist_bench",
+        "loss=lorentz",
+        f"iterations={args.iterations}",
+        f"eval.num_models={args.eval_models}",
+        "eval.random_baseline=false",
+        "logger=none",
+        *args.overrides,
+    ]
+    command = (
+        f"python -m bench.pruning --seeds {' '.join(map(str, args.seeds))} "
+        f"--iterations {args.iterations} --eval-models {args.eval_models}"
+        + "".join(f" {o}" for o in args.overrides)
+    )
+    header = (
+        f"### Fashion-MNIST IPC 10, DM+HDD, {args.iterations} iterations, batch_real 64, "
+        f"{args.eval_models} evaluation network(s) x 300 epochs per run\n\n`{command}`"
+    )
+    runs: dict[str, dict[int, dict]] = {row: {} for row in ROWS}
+    started = time.perf_counter()
+    for seed in args.seeds:
+        for row, overrides in ROWS.items():
+            directory = run_dir(out, row, seed)
+            done = directory / RESULTS_FILE
+            if done.exists():
+                runs[row][seed] = json.loads(done.read_text())
+            else:
+                cfg = compose_distill(
+                    [*base, *overrides, f"seed={seed}", f"paths.output_dir={directory}"]
+                )
+                runs[row][seed] = run_distill(cfg)
+            text = table(runs, header)
+            summary = {
+                "command": command,
+                "base_overrides": base,
+                "rows": {r: {str(s): v for s, v in d.items()} for r, d in runs.items()},
+                "seconds_this_invocation": time.perf_counter() - started,
+                "machine": {
+                    "platform": platform.platform(),
+                    "processor": platform.processor(),
+                    "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
+                },
+            }
+            results.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(results / f"{NAME}.md", text + "\n")
+            atomic_write_text(results / f"{NAME}.json", json.dumps(summary, indent=2) + "\n")
+    print(table(runs, header), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,9 +10,9 @@ from src.errors import HDDError
 
 
 def report_errors(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``; an HDDError prints ``error: ...`` on stderr and exits with status 2."""
+    """Call ``fn``; an HDDError prints ``error: ...`` on stderr and exits (status 2 by default)."""
     try:
         return fn(*args)
     except HDDError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))

@@ -19,3 +19,13 @@ class DistilledFileError(HDDError):
 
 class NonFiniteLossError(HDDError):
     """The matching loss became NaN or inf; the synthetic set is left untouched."""
+
+
+class CheckpointError(HDDError):
+    """A checkpoint is missing, unsafe, corrupt or belongs to a different run."""
+
+
+class RunInterrupted(HDDError):
+    """The run was stopped by SIGTERM after saving a checkpoint (exit status 128 + 15)."""
+
+    exit_code = 143

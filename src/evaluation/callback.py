@@ -21,7 +21,7 @@ class PeriodicEvaluation(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
         """Evaluate when the iteration just finished is one of ``eval_at``."""
-        step = batch_idx + 1
+        step = pl_module.completed_iterations
         if step not in self.eval_at or step in self.history:
             return
         images, labels = pl_module.synthetic_set()
@@ -30,3 +30,11 @@ class PeriodicEvaluation(L.Callback):
         pl_module.log("eval/acc_mean", result.mean)
         pl_module.log("eval/acc_std", result.std)
         print(f"iteration {step}: accuracy {result}")
+
+    def state_dict(self) -> dict:
+        """Accuracies measured so far (kept across a resume)."""
+        return {"history": {str(k): list(v.accuracies) for k, v in self.history.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the accuracies measured before the checkpoint."""
+        self.history = {int(k): EvalResult(list(v)) for k, v in state["history"].items()}

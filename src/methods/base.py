@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from src.augment import DSA
 from src.data import RealPool
 from src.data.factorize import expand, pack
-from src.errors import ConfigError, NonFiniteLossError
+from src.errors import CheckpointError, ConfigError, NonFiniteLossError
+from src.io.checkpoint import RUN_STATE_KEY
 from src.matching import MatchingLoss
 from src.rng import make_generator
 
@@ -42,11 +42,32 @@ def initial_synthetic_set(
     return images.contiguous(), labels
 
 
-class IterationLoader(DataLoader):
-    """A loader of step numbers: distillation draws its own batches from the real pool."""
+class IterationLoader:
+    """Outer-iteration numbers 0..N-1; distillation draws its own batches from the real pool.
 
-    def __init__(self, iterations: int) -> None:
-        super().__init__(range(iterations), batch_size=None, shuffle=False)
+    Resumable mid-epoch: Lightning saves ``state_dict`` (the next iteration, read from
+    ``position``) in a checkpoint and, on resume, ``load_state_dict`` makes the loader
+    continue from there while its length stays the full run.
+    """
+
+    def __init__(self, iterations: int, position: Callable[[], int]) -> None:
+        self.iterations = iterations
+        self.position = position
+        self.start = 0
+
+    def __len__(self) -> int:
+        return self.iterations
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.iterations))
+
+    def state_dict(self) -> dict:
+        """The next iteration to run."""
+        return {"next": self.position()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a saved position."""
+        self.start = int(state["next"])
 
 
 class SyntheticSetModule(L.LightningModule):
@@ -112,13 +133,43 @@ class SyntheticSetModule(L.LightningModule):
         syn_groups = self.syn_labels.cpu().repeat_interleave(self.factor**2)
         self.groups = torch.cat([real_groups, syn_groups]).to(self.device)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Count finished outer iterations (optimiser steps per iteration vary by method)."""
-        self.completed_iterations = batch_idx + 1
+    def training_step(self, batch: int, batch_idx: int) -> Tensor:
+        """Run outer iteration ``batch`` (its number), then count it as completed."""
+        loss = self.outer_iteration(int(batch))
+        self.completed_iterations = int(batch) + 1
+        return loss
 
-    def train_dataloader(self) -> DataLoader:
-        """One item per outer iteration."""
-        return IterationLoader(self.iterations)
+    def outer_iteration(self, iteration: int) -> Tensor:
+        """One outer iteration of the method; returns its loss (for logging or autograd)."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> IterationLoader:
+        """One item per outer iteration, resumable."""
+        return IterationLoader(self.iterations, lambda: self.completed_iterations)
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """Every generator the run draws from after setup, by name (saved in checkpoints)."""
+        return {"sample": self.gen_sample, "augment": self.gen_augment, "net": self.gen_net}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add what the state dict lacks: iteration count and generator states."""
+        checkpoint.setdefault(RUN_STATE_KEY, {}).update(
+            completed_iterations=self.completed_iterations,
+            generators={k: g.get_state() for k, g in self.generators().items()},
+        )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the iteration count and generator states (after ``setup``)."""
+        state = checkpoint[RUN_STATE_KEY]
+        self.completed_iterations = int(state["completed_iterations"])
+        generators = self.generators()
+        if set(state["generators"]) != set(generators):
+            raise CheckpointError(
+                f"checkpoint has generators {sorted(state['generators'])}, "
+                f"this method uses {sorted(generators)}"
+            )
+        for name, g in generators.items():
+            g.set_state(state["generators"][name])
 
     def match(self, net: nn.Module, with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
         """Per-class matching losses (C,) under ``net``, and the synthetic logits if asked."""

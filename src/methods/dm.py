@@ -36,7 +36,7 @@ class DistillModule(SyntheticSetModule):
         """One outer iteration's per-class matching losses (C,) under a fresh network."""
         return self.match(init_weights_(self.net, self.gen_net))[0]
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+    def outer_iteration(self, iteration: int) -> Tensor:
         """One outer iteration; a non-finite loss stops the run before the images change."""
         loss = self.class_losses().sum()
         self.check_finite(loss)

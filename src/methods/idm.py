@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.errors import CheckpointError
+from src.io.checkpoint import RUN_STATE_KEY
 from src.methods.base import SyntheticSetModule
 from src.models import init_weights_
 from src.rng import make_generator
@@ -60,6 +62,25 @@ class NetPool(nn.Module):
         self.optimizers.append(opt)
         self.correct.append(0)
         self.seen.append(0)
+
+    def extra_state(self) -> dict:
+        """Optimiser states and accuracy counters of every network."""
+        return {
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "correct": list(self.correct),
+            "seen": list(self.seen),
+        }
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore ``extra_state`` into a pool of the same size."""
+        if len(state["correct"]) != len(self.nets):
+            raise CheckpointError(
+                f"checkpoint pool has {len(state['correct'])} networks, this one {len(self.nets)}"
+            )
+        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        self.correct = [int(v) for v in state["correct"]]
+        self.seen = [int(v) for v in state["seen"]]
 
     def accuracy(self, i: int) -> float:
         """Running training accuracy of network ``i`` in percent (0 before any training)."""
@@ -133,6 +154,23 @@ class IDMModule(SyntheticSetModule):
         net = init_weights_(self.net_factory().to(self.device), self.gen_net)
         self.net_pool.push(net, self.net_num)
 
+    def generators(self) -> dict[str, torch.Generator]:
+        """The shared generators plus the one that picks pool networks."""
+        return super().generators() | {"pick": self.gen_pick}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also save the pool's optimiser states and accuracy counters (weights: state dict)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[RUN_STATE_KEY]["net_pool"] = self.net_pool.extra_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Grow the pool to the saved size (weights follow), then restore the rest."""
+        pool_state = checkpoint[RUN_STATE_KEY]["net_pool"]
+        while len(self.net_pool) < len(pool_state["correct"]):
+            self.push_net()  # placeholder weights; the generator state is restored below
+        super().on_load_checkpoint(checkpoint)
+        self.net_pool.load_extra_state(pool_state)
+
     def _pick(self, n: int) -> list[int]:
         return torch.randperm(len(self.net_pool), generator=self.gen_pick)[:n].tolist()
 
@@ -171,9 +209,8 @@ class IDMModule(SyntheticSetModule):
                 idx = idx.to(self.device)
                 self.net_pool.train_step(i, self.pool.get(idx), self.pool.labels[idx])
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        """One IDM outer iteration."""
-        it = batch_idx  # global_step counts optimiser steps: C per matching network here
+    def outer_iteration(self, it: int) -> Tensor:
+        """One IDM outer iteration (``it`` counts from 0; global_step counts C per network)."""
         if it % self.net_generate_interval == 0:
             self.push_net()
         if it % self.acc_reset_interval == 0 and it > 0:

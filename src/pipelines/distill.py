@@ -8,16 +8,26 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.data import DatasetInfo, RealPool
-from src.errors import NonFiniteLossError
+from src.errors import NonFiniteLossError, RunInterrupted
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, save_distilled
+from src.io.checkpoint import (
+    RUN_STATE_KEY,
+    check_same_run,
+    last_checkpoint,
+    load_checkpoint,
+    resolve_resume,
+    run_identity,
+)
 from src.io.kept import KEPT_FILE, save_kept_indices
 from src.methods.base import SyntheticSetModule, initial_synthetic_set
+from src.methods.checkpoint import RunCheckpoint
 from src.pipelines.components import (
     build_evaluator,
     build_loggers,
@@ -71,7 +81,16 @@ def run_distill(cfg: DictConfig) -> dict:
         # init=real starts from (a factorised method packs these and more of the same draw).
         baseline = initial_synthetic_set(pool, cfg.ipc, "real", make_generator(cfg.seed, "init"))
     pruner = instantiate(cfg.prune, "prune")
-    kept = prune_pool(cfg, info, pool, pruner)
+    resume_from = resolve_resume(cfg.resume, out)
+    if resume_from is not None:
+        ckpt = load_checkpoint(resume_from)
+        check_same_run(ckpt, cfg, resume_from)
+        state = ckpt[RUN_STATE_KEY]
+        kept = state["kept"]  # the pruned pool of the interrupted run, not a re-scoring
+        print(f"resuming from {resume_from} after iteration {state['completed_iterations']}")
+        del ckpt
+    else:
+        kept = prune_pool(cfg, info, pool, pruner)
     if kept is not None:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)
@@ -83,9 +102,10 @@ def run_distill(cfg: DictConfig) -> dict:
         evaluate = build_evaluator(cfg, info, test_pool, module.augment)
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     loggers = build_loggers(cfg.get("logger"))
+    checkpoint = RunCheckpoint(last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), kept)
     trainer = L.Trainer(
         max_epochs=1,  # the loader holds one item per outer iteration
-        callbacks=[progress_bar(), *([periodic] if periodic else [])],
+        callbacks=[progress_bar(), checkpoint, *([periodic] if periodic else [])],
         logger=loggers or False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -94,7 +114,12 @@ def run_distill(cfg: DictConfig) -> dict:
     )
     started = time.perf_counter()
     try:
-        trainer.fit(module)
+        trainer.fit(module, ckpt_path=resume_from, weights_only=True)
+    except SIGTERMException:
+        raise RunInterrupted(
+            f"stopped by SIGTERM after iteration {module.completed_iterations}; the checkpoint "
+            f"is {checkpoint.path}: rerun with resume={checkpoint.path} (or resume=auto)"
+        ) from None
     except NonFiniteLossError as exc:
         # The images were not updated by the failing step: keep that last finite set.
         if trainer.is_global_zero:
@@ -132,10 +157,16 @@ def run_distill(cfg: DictConfig) -> dict:
         results["kept_per_class"] = pool.counts.tolist()
     if periodic:
         results["during"] = {str(k): v.as_dict() for k, v in sorted(periodic.history.items())}
-    if evaluate and cfg.eval.random_baseline:
-        results["random_real"] = evaluate(*baseline).as_dict()
-    if evaluate and cfg.eval.final:
-        results["distilled"] = evaluate(images, labels, factor=module.factor).as_dict()
+    try:
+        if evaluate and cfg.eval.random_baseline:
+            results["random_real"] = evaluate(*baseline).as_dict()
+        if evaluate and cfg.eval.final:
+            results["distilled"] = evaluate(images, labels, factor=module.factor).as_dict()
+    except SIGTERMException:
+        raise RunInterrupted(
+            f"stopped by SIGTERM during evaluation; the distilled set is complete in "
+            f"{out / DISTILLED_FILE}: evaluate it with python -m src.evaluate distilled=..."
+        ) from None
     if trainer.is_global_zero:
         atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
         print(format_results(results))

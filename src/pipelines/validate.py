@@ -31,6 +31,7 @@ def validate_distill(cfg: DictConfig) -> None:
     _positive_int(cfg.iterations, "iterations")
     _positive_int(cfg.method.batch_real, "method.batch_real")
     _positive(cfg.method.lr_img, "method.lr_img")
+    _positive_int(cfg.checkpoint.every, "checkpoint.every")
     for step in cfg.eval.eval_at:
         if not isinstance(step, int) or not 1 <= step <= cfg.iterations:
             raise ConfigError(f"eval.eval_at entries must lie in [1, iterations], got {step!r}")

@@ -1,0 +1,110 @@
+"""Distillation checkpoints: where they live, and loading them without running pickled code."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from src.errors import CheckpointError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+RUN_STATE_KEY = "hdd_run_state"  # our part of a Lightning checkpoint
+# Settings that may change between a run and its resumption: where it writes, how it runs
+# and is watched, and how long it goes on (a run can be extended).
+RESUMABLE_CHANGES = ("paths", "trainer", "logger", "resume", "checkpoint", "eval", "geometry")
+RESUMABLE_CHANGES += ("iterations", "hydra")
+
+
+def last_checkpoint(output_dir: str | Path) -> Path:
+    """The rolling checkpoint of a run directory."""
+    return Path(output_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
+    """The checkpoint to resume from: ``null`` none, ``auto`` this run's if any, else a path.
+
+    A path may name the checkpoint file or the run directory that holds it.
+    """
+    if resume is None or resume == "":
+        return None
+    if resume == "auto":
+        path = last_checkpoint(output_dir)
+        return path if path.is_file() else None
+    path = Path(resume)
+    if path.is_dir():
+        path = last_checkpoint(path)
+    if not path.is_file():
+        raise CheckpointError(f"resume={resume}: no checkpoint at '{path}'")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no pickled code runs) and check its layout."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"'{path}' holds objects a safe load refuses; not loading it ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"'{path}' is not a readable checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"'{path}' is not a checkpoint (a {type(ckpt).__name__})")
+    missing = {"state_dict", "optimizer_states", "loops", RUN_STATE_KEY} - set(ckpt)
+    if missing:
+        raise CheckpointError(
+            f"'{path}' is not a distillation checkpoint (lacks {sorted(missing)})"
+        )
+    state = ckpt[RUN_STATE_KEY]
+    required = {"completed_iterations": int, "generators": dict, "config": dict}
+    for key, kind in required.items():
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(
+                f"'{path}': run state '{key}' is missing or not a {kind.__name__}"
+            )
+    for name, value in ckpt["state_dict"].items():
+        if not isinstance(value, Tensor):
+            raise CheckpointError(f"'{path}': state_dict entry '{name}' is not a tensor")
+    images = ckpt["state_dict"].get("syn_images")
+    if images is None or images.dtype != torch.float32 or images.ndim != 4:
+        raise CheckpointError(f"'{path}': state_dict lacks float32 'syn_images' (N, C, H, W)")
+    kept = state.get("kept")
+    if kept is not None and (not isinstance(kept, Tensor) or kept.dtype != torch.int64):
+        raise CheckpointError(f"'{path}': kept indices must be an int64 tensor")
+    return ckpt
+
+
+def run_identity(cfg: DictConfig) -> dict:
+    """The resolved settings that define a run's result (what a resumption must not change)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in data.items() if k not in RESUMABLE_CHANGES}
+
+
+def check_same_run(ckpt: dict, cfg: DictConfig, path: str | Path) -> None:
+    """Refuse to resume a checkpoint under settings that would change its result."""
+    saved, now = ckpt[RUN_STATE_KEY]["config"], run_identity(cfg)
+    changed = sorted(_differences(saved, now))
+    if changed:
+        raise CheckpointError(
+            f"checkpoint '{path}' was made with other settings ({', '.join(changed[:6])}"
+            f"{', ...' if len(changed) > 6 else ''}); resume with the original ones"
+        )
+    done = ckpt[RUN_STATE_KEY]["completed_iterations"]
+    if done > cfg.iterations:
+        raise CheckpointError(
+            f"checkpoint '{path}' is at iteration {done}, beyond iterations={cfg.iterations}"
+        )
+
+
+def _differences(a: object, b: object, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = set(a) | set(b)
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]

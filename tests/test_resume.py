@@ -1,0 +1,135 @@
+"""Checkpoint and resume: a run stopped at iteration t and resumed ends bitwise equal."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from src.errors import CheckpointError, RunInterrupted
+from src.io import load_distilled
+from src.io.checkpoint import RUN_STATE_KEY, last_checkpoint, load_checkpoint
+from src.methods.checkpoint import RunCheckpoint
+from src.pipelines.distill import run_distill
+from tests.conftest import TINY, compose_cfg
+
+QUIET = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
+METHODS = {
+    "dm": ["method=dm"],
+    "idm": ["method=idm", "ipc=1", "method.net_generate_interval=2", "method.model_train_steps=2",
+            "method.trained_bs=32"],
+}  # fmt: skip
+
+
+def _overrides(method: str, loss: str, out, *extra: str) -> list[str]:
+    return [*TINY, *METHODS[method], f"loss={loss}", "iterations=7", "checkpoint.every=2", *QUIET,
+            f"paths.output_dir={out}", *extra]  # fmt: skip
+
+
+def _sigterm_at(monkeypatch, iteration: int, after_check: bool = False) -> None:
+    """Deliver SIGTERM to this process when ``iteration`` has just finished.
+
+    ``after_check``: once the checkpoint callback has looked at that iteration, so the save
+    must come from the interruption itself.
+    """
+    original = RunCheckpoint.on_train_batch_end
+
+    def hook(self, trainer, pl_module, *args):
+        if after_check:
+            original(self, trainer, pl_module, *args)
+        if pl_module.completed_iterations == iteration:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if not after_check:
+            original(self, trainer, pl_module, *args)
+
+    monkeypatch.setattr(RunCheckpoint, "on_train_batch_end", hook)
+
+
+@pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
+@pytest.mark.parametrize("method", ["dm", "idm"])
+def test_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, method, loss):
+    whole = run_distill(compose_cfg("distill", _overrides(method, loss, tmp_path / "whole")))
+    assert whole["label"]
+    expected = load_distilled(tmp_path / "whole" / "distilled.safetensors")
+
+    out = tmp_path / "split"
+    with monkeypatch.context() as m:
+        _sigterm_at(m, 3)  # between checkpoints (every 2): the SIGTERM checkpoint is used
+        with pytest.raises(RunInterrupted, match="after iteration 3"):
+            run_distill(compose_cfg("distill", _overrides(method, loss, out)))
+    assert not (out / "distilled.safetensors").exists()
+    ckpt = load_checkpoint(last_checkpoint(out))
+    assert ckpt[RUN_STATE_KEY]["completed_iterations"] == 3
+    if method == "idm":  # the pool grew to 3 + 2 networks by iteration 3 (pushed at 0 and 2)
+        assert len(ckpt[RUN_STATE_KEY]["net_pool"]["correct"]) == 5
+
+    run_distill(compose_cfg("distill", _overrides(method, loss, out, "resume=auto")))
+    resumed = load_distilled(out / "distilled.safetensors")
+    assert resumed.meta["iteration"] == expected.meta["iteration"] == 7
+    assert torch.equal(resumed.images, expected.images)
+    assert torch.equal(resumed.labels, expected.labels)
+    # The synthetic set did move: equality is not that of two untouched initial sets.
+    initial = run_distill(
+        compose_cfg("distill", _overrides(method, loss, tmp_path / "one", "iterations=1"))
+    )
+    assert initial and not torch.equal(
+        load_distilled(tmp_path / "one" / "distilled.safetensors").images, expected.images
+    )
+
+
+def test_sigterm_after_the_checkpoint_check_still_saves_that_iteration(tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", whole)))
+    out = tmp_path / "split"
+    with monkeypatch.context() as m:
+        _sigterm_at(m, 5, after_check=True)
+        with pytest.raises(RunInterrupted, match="after iteration 5"):
+            run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out)))
+    assert load_checkpoint(last_checkpoint(out))[RUN_STATE_KEY]["completed_iterations"] == 5
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto")))
+    a = load_distilled(whole / "distilled.safetensors").images
+    assert torch.equal(load_distilled(out / "distilled.safetensors").images, a)
+
+
+def test_resume_restores_the_pruned_pool_without_rescoring(tmp_path, monkeypatch):
+    prune = ["prune=hyperbolic", "prune.keep_ratio=0.1", "prune.num_nets=1"]
+    whole = tmp_path / "whole"
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", whole, *prune)))
+    out = tmp_path / "split"
+    with monkeypatch.context() as m:
+        _sigterm_at(m, 4)
+        with pytest.raises(RunInterrupted):
+            run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, *prune)))
+    import src.pipelines.distill as pipeline
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a resumed run must reuse the saved kept indices")
+
+    monkeypatch.setattr(pipeline, "prune_pool", no_scoring)
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, *prune, "resume=auto")))
+    a = load_distilled(whole / "distilled.safetensors").images
+    assert torch.equal(load_distilled(out / "distilled.safetensors").images, a)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _sigterm_at(m, 2)
+        with pytest.raises(RunInterrupted):
+            run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out)))
+    other = _overrides("dm", "euclidean", out, "resume=auto")
+    with pytest.raises(CheckpointError, match="other settings.*loss"):
+        run_distill(compose_cfg("distill", other))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=/nonexistent")))
+
+
+def test_resume_auto_without_a_checkpoint_starts_fresh(tmp_path):
+    out = tmp_path / "fresh"
+    run_distill(
+        compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto", "iterations=2"))
+    )
+    assert load_distilled(out / "distilled.safetensors").meta["iteration"] == 2
+    assert load_checkpoint(last_checkpoint(out))[RUN_STATE_KEY]["completed_iterations"] == 2

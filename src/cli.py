@@ -10,9 +10,10 @@ from src.errors import HDDError
 
 
 def report_errors(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``; an HDDError prints ``error: ...`` on stderr and exits (status 2 by default)."""
+    """Call ``fn``; an HDDError prints ``error: ...`` lines on stderr and exits (2 by default)."""
     try:
         return fn(*args)
     except HDDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))

@@ -27,6 +27,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...] | None = None
+    min_class_size: int | None = None  # smallest class of the training split, for early checks
 
     def names(self) -> list[str]:
         """Class names, or the class indices as strings where none are known."""
@@ -38,8 +39,8 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        DatasetInfo("mnist", 1, (28, 28), 10, (0.1307,), (0.3081,), tuple("0123456789")),
-        DatasetInfo("fashion_mnist", 1, (28, 28), 10, (0.2861,), (0.3530,), _FASHION),
+        DatasetInfo("mnist", 1, (28, 28), 10, (0.1307,), (0.3081,), tuple("0123456789"), 5421),
+        DatasetInfo("fashion_mnist", 1, (28, 28), 10, (0.2861,), (0.3530,), _FASHION, 6000),
         DatasetInfo(
             "svhn",
             3,
@@ -48,6 +49,7 @@ DATASETS: dict[str, DatasetInfo] = {
             (0.4377, 0.4438, 0.4728),
             (0.1980, 0.2010, 0.1970),
             tuple("0123456789"),
+            4659,
         ),  # fmt: skip
         DatasetInfo(
             "cifar10",
@@ -57,11 +59,26 @@ DATASETS: dict[str, DatasetInfo] = {
             (0.4914, 0.4822, 0.4465),
             (0.2023, 0.1994, 0.2010),
             _CIFAR10,
+            5000,
         ),  # fmt: skip
         DatasetInfo(
-            "cifar100", 3, (32, 32), 100, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)
-        ),
-        DatasetInfo("tinyimagenet", 3, (64, 64), 200, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            "cifar100",
+            3,
+            (32, 32),
+            100,
+            (0.5071, 0.4866, 0.4409),
+            (0.2673, 0.2564, 0.2762),
+            min_class_size=500,
+        ),  # fmt: skip
+        DatasetInfo(
+            "tinyimagenet",
+            3,
+            (64, 64),
+            200,
+            (0.485, 0.456, 0.406),
+            (0.229, 0.224, 0.225),
+            min_class_size=500,
+        ),  # fmt: skip
     )
 }
 

@@ -34,3 +34,38 @@ def test_offline_wandb_run_holds_metrics_images_and_the_artifact(tmp_path, no_wa
     blob = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
     for key in (b"final/distilled_acc_mean", b"distilled-set", b"distilled.safetensors"):
         assert key in blob, key
+
+
+def test_the_grid_over_time_is_written_and_logged(tmp_path, no_wandb_account):
+    overrides = [o for o in TINY if o != "logger=none"]
+    out = tmp_path / "run"
+    cfg = compose_cfg(
+        "distill",
+        [*overrides, "logger=wandb", "grid_every=1", "eval.final=false",
+         "eval.random_baseline=false", "geometry.enabled=false", f"paths.output_dir={out}"],
+    )  # fmt: skip
+    run_distill(cfg)
+    grids = sorted(p.name for p in (out / "grids").glob("*.png"))
+    assert grids == [f"iteration_{i:06d}.png" for i in (1, 2, 3)]
+    assert (out / "grids" / grids[0]).read_bytes() != (out / "grids" / grids[-1]).read_bytes()
+    run = next((out / "wandb").glob("offline-run-*"))
+    assert sum(p.name.startswith("grid_") for p in run.rglob("*.png")) == 3
+
+
+def test_runs_of_one_sweep_share_a_wandb_group(tmp_path, no_wandb_account):
+    from tests.test_cli import run_module
+
+    sweep = tmp_path / "mysweep"
+    res = run_module(
+        "src.distill", "-m", "seed=0,1", "dataset=fashion_mnist", "ipc=1", "iterations=2",
+        "model.width=8", "method.batch_real=4", "logger=wandb", "eval.final=false",
+        "eval.random_baseline=false", "geometry.enabled=false", f"hydra.sweep.dir={sweep}",
+        run_dir=tmp_path / "unused",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = sorted(sweep.glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2
+    for run in runs:
+        blob = b"".join(p.read_bytes() for p in run.glob("*.wandb"))
+        assert b"distill-mysweep" in blob  # the group
+        assert f"seed={run.parents[1].name[-1]}".encode() in blob  # the point's name

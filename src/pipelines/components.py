@@ -84,8 +84,16 @@ def load_data(dataset_cfg: DictConfig, train: bool = True) -> tuple[DatasetInfo,
 
 
 def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
-    """Instantiate every configured Lightning logger."""
-    return [instantiate(node, "logger") for node in (logger_cfg or {}).values()]
+    """Instantiate every configured Lightning logger; W&B runs of one sweep share a group."""
+    from src.pipelines.publish import sweep_identity
+
+    loggers = []
+    for node in (logger_cfg or {}).values():
+        if str(node.get("_target_", "")).endswith("WandbLogger"):
+            extra = {k: v for k, v in sweep_identity().items() if node.get(k) is None}
+            node = OmegaConf.merge(node, extra)
+        loggers.append(instantiate(node, "logger"))
+    return loggers
 
 
 def progress_bar() -> RichProgressBar:

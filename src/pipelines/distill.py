@@ -39,7 +39,7 @@ from src.pipelines.components import (
     to_dict,
 )
 from src.pipelines.geometry import render_geometry
-from src.pipelines.publish import publish_outputs
+from src.pipelines.publish import GridOverTime, publish_outputs
 from src.pipelines.validate import validate_distill
 from src.pruning import NoPruning, Pruner
 from src.rng import make_generator
@@ -105,7 +105,12 @@ def run_distill(cfg: DictConfig) -> dict:
     checkpoint = RunCheckpoint(last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), kept)
     trainer = L.Trainer(
         max_epochs=1,  # the loader holds one item per outer iteration
-        callbacks=[progress_bar(), checkpoint, *([periodic] if periodic else [])],
+        callbacks=[
+            progress_bar(),
+            checkpoint,
+            GridOverTime(out, cfg.grid_every, pool.denormalize, info.num_classes),
+            *([periodic] if periodic else []),
+        ],
         logger=loggers or False,
         enable_checkpointing=False,
         enable_model_summary=False,

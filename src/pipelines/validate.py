@@ -99,6 +99,7 @@ def validate_distill(cfg: DictConfig) -> None:
     p.int_at_least(cfg.iterations, "iterations", 1)
     p.int_at_least(cfg.seed, "seed", 0)
     p.int_at_least(cfg.checkpoint.every, "checkpoint.every", 1)
+    p.int_at_least(cfg.grid_every, "grid_every", 1)
     _method(cfg.method, p)
     if info is not None:
         _fits_dataset(cfg, info, p)

@@ -1,5 +1,6 @@
 """Matching losses against their definitions."""
 
+import pytest
 import torch
 
 from src.hyperbolic import lift, lorentz_centroid, lorentz_distance
@@ -61,3 +62,18 @@ def test_lorentz_loss_backpropagates_finite_gradients_to_float32_features():
     out.backward()
     assert syn.grad.dtype == torch.float32 and torch.isfinite(syn.grad).all()
     assert syn.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("loss", [LorentzCentroidLoss(k=1.0, scale=20.0), EuclideanMeanLoss()])
+def test_losses_keep_their_precision_under_bf16_autocast(loss):
+    g = torch.Generator().manual_seed(3)
+    real = torch.randn(2, 6, 5, generator=g) * 4
+    syn = torch.randn(2, 3, 5, generator=g) * 4
+    w = torch.ones(2, 6)
+    exact = loss(real, w, syn)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        # Features as a bf16 network hands them over; the loss itself must not drop precision.
+        inside = loss(real.bfloat16(), w, syn.bfloat16())
+        plain = loss(real.bfloat16().float(), w, syn.bfloat16().float())
+    assert inside.dtype == exact.dtype
+    torch.testing.assert_close(inside, plain, rtol=0, atol=0)

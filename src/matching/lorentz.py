@@ -23,11 +23,15 @@ class LorentzCentroidLoss(MatchingLoss):
         self.scale = float(scale)
 
     def forward(self, real: Tensor, real_weights: Tensor, syn: Tensor) -> Tensor:
-        """Per-class scaled geodesic distances between the two centroids, shape (C,)."""
-        syn_weights = torch.ones(syn.shape[:-1], dtype=torch.float64, device=syn.device)
-        real_centroid = lorentz_normalize_sum(lift(real, self.k), real_weights, self.k)
-        syn_centroid = lorentz_normalize_sum(lift(syn, self.k), syn_weights, self.k)
-        return self.scale * lorentz_distance(real_centroid, syn_centroid, self.k)
+        """Per-class scaled geodesic distances between the two centroids, shape (C,).
+
+        Runs in float64 even inside a bf16/fp16 autocast region (the networks' precision).
+        """
+        with torch.autocast(syn.device.type, enabled=False):
+            syn_weights = torch.ones(syn.shape[:-1], dtype=torch.float64, device=syn.device)
+            real_centroid = lorentz_normalize_sum(lift(real, self.k), real_weights, self.k)
+            syn_centroid = lorentz_normalize_sum(lift(syn, self.k), syn_weights, self.k)
+            return self.scale * lorentz_distance(real_centroid, syn_centroid, self.k)
 
     def describe(self) -> dict:
         """Loss name, curvature parameter k and scale."""

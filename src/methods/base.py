@@ -124,8 +124,11 @@ class SyntheticSetModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Move the real pool next to the module and create the run's generators."""
         self.pool.to(self.device)
-        self.gen_sample = make_generator(self.seed, "sample")
-        self.gen_augment = make_generator(self.seed, "augment")
+        # Under DDP every rank draws its own real batches and DSA transforms (rank 0 keeps the
+        # single-device streams); the network stream is shared, so all ranks embed alike.
+        rank = f"-rank{self.global_rank}" if self.global_rank else ""
+        self.gen_sample = make_generator(self.seed, "sample" + rank)
+        self.gen_augment = make_generator(self.seed, "augment" + rank)
         self.gen_net = make_generator(self.seed, "net", self.device)
         # DSA group of every image of a step: class c's real images, then the synthetic set.
         per_class = min(self.batch_real, int(self.pool.counts.max()))

@@ -139,25 +139,26 @@ def run_distill(cfg: DictConfig) -> dict:
     meta = distilled_metadata(cfg, info, module, pruner)
     results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
     results |= {"seed": cfg.seed, "distill_seconds": seconds}
-    if trainer.is_global_zero:
-        save_distilled(out / DISTILLED_FILE, images, labels, meta)
-        save_image_grid(out / "distilled.png", pool.denormalize(images), labels, info.num_classes)
-        if kept is not None:
-            save_kept_indices(out / KEPT_FILE, kept)
-        if cfg.geometry.enabled:
-            render_geometry(
-                out,
-                pool,
-                {"before": initial, "after": (images, labels)},
-                model_factory(cfg.model, info),
-                float(meta.get("k", cfg.method.hdd_k)),
-                info.names(),
-                list(cfg.geometry.classes),
-                real_per_class=cfg.geometry.real_per_class,
-                seed=cfg.seed,
-                factor=module.factor,
-                real_name="real" if kept is None else "real (kept pool)",
-            )
+    if not trainer.is_global_zero:
+        return results  # under DDP rank 0 alone writes, pictures and evaluates
+    save_distilled(out / DISTILLED_FILE, images, labels, meta)
+    save_image_grid(out / "distilled.png", pool.denormalize(images), labels, info.num_classes)
+    if kept is not None:
+        save_kept_indices(out / KEPT_FILE, kept)
+    if cfg.geometry.enabled:
+        render_geometry(
+            out,
+            pool,
+            {"before": initial, "after": (images, labels)},
+            model_factory(cfg.model, info),
+            float(meta.get("k", cfg.method.hdd_k)),
+            info.names(),
+            list(cfg.geometry.classes),
+            real_per_class=cfg.geometry.real_per_class,
+            seed=cfg.seed,
+            factor=module.factor,
+            real_name="real" if kept is None else "real (kept pool)",
+        )
     if kept is not None:
         results["kept_per_class"] = pool.counts.tolist()
     if periodic:
@@ -172,12 +173,11 @@ def run_distill(cfg: DictConfig) -> dict:
             f"stopped by SIGTERM during evaluation; the distilled set is complete in "
             f"{out / DISTILLED_FILE}: evaluate it with python -m src.evaluate distilled=..."
         ) from None
-    if trainer.is_global_zero:
-        atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
-        print(format_results(results))
-        log_results(loggers, results, module.completed_iterations)
-        artifact = f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower().replace('+', '-')}"
-        publish_outputs(loggers, out, artifact, module.completed_iterations)
+    atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    print(format_results(results))
+    log_results(loggers, results, module.completed_iterations)
+    artifact = f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower().replace('+', '-')}"
+    publish_outputs(loggers, out, artifact, module.completed_iterations)
     return results
 
 

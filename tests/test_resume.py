@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from src.errors import CheckpointError, RunInterrupted
+from src.errors import CheckpointError, ConfigError, RunInterrupted
 from src.io import load_distilled
 from src.io.checkpoint import RUN_STATE_KEY, last_checkpoint, load_checkpoint
 from src.methods.checkpoint import RunCheckpoint
@@ -122,7 +122,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, monkeypatch):
     other = _overrides("dm", "euclidean", out, "resume=auto")
     with pytest.raises(CheckpointError, match="other settings.*loss"):
         run_distill(compose_cfg("distill", other))
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(ConfigError, match="no checkpoint"):  # found by the validation
         run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=/nonexistent")))
 
 

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm clean
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ test-slow: install
 # Offline Fashion-MNIST: random real vs DM vs DM+HDD, one table (a few minutes on a CPU).
 demo: install
 	$(PY) -m src.compare experiment=fashion_mnist_demo --seeds 0 --out outputs/demo
+
+# A multirun sweep (IPC 1 and 10, DM vs DM+HDD, 2 seeds) and its results table.
+sweep-demo: install
+	$(PY) -m src.distill -m experiment=fashion_mnist_demo ipc=1,10 loss=euclidean,lorentz \
+		seed=0,1 hydra.sweep.dir=multirun/demo_sweep
+	$(PY) -m src.report multirun/demo_sweep --out multirun/demo_sweep
 
 distill: install
 	$(PY) -m src.distill $(ARGS)

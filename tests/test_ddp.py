@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from src.errors import ConfigError
 from src.io import load_distilled
-from src.pipelines.validate import validate_distill
-from tests.conftest import compose_cfg
+from src.models import build_model
 from tests.test_cli import run_module
 
 TINY = ["dataset=fashion_mnist", "ipc=2", "iterations=3", "model.width=8",
@@ -35,7 +32,55 @@ def test_two_process_ddp_run_writes_one_set_like_a_single_device_run(tmp_path):
     assert (tmp_path / "ddp" / "results.json").is_file()
 
 
-def test_idm_under_ddp_is_refused_before_the_run(tmp_path):
-    cfg = compose_cfg("distill", ["method=idm", "trainer=ddp_cpu", f"paths.output_dir={tmp_path}"])
-    with pytest.raises(ConfigError, match="method=idm runs on one device"):
-        validate_distill(cfg)
+def _pool_step_on_rank(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from src.methods.idm import NetPool
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        pool = NetPool(lr=0.1, net_decay=True)
+        torch.manual_seed(0)  # the same initial network on every rank
+        pool.push(build_model("convnet", 1, 3, (28, 28), width=4), capacity=5)
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(2 * world, 1, 28, 28, generator=g), torch.arange(2 * world) % 3
+        mine = slice(2 * rank, 2 * rank + 2)  # each rank trains on its own half
+        for _ in range(2):
+            pool.train_step(0, x[mine], y[mine])
+        torch.save(
+            {"state": pool.nets[0].state_dict(), "seen": pool.seen[0]}, f"{out_dir}/{rank}.pt"
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_idm_pool_training_under_ddp_equals_training_on_the_pooled_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    from src.methods.idm import NetPool
+
+    mp.spawn(_pool_step_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1))
+    # Single process on the whole batch: the mean loss over 4 = the average of the ranks' means.
+    pool = NetPool(lr=0.1, net_decay=True)
+    torch.manual_seed(0)
+    pool.push(build_model("convnet", 1, 3, (28, 28), width=4), capacity=5)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(4, 1, 28, 28, generator=g), torch.arange(4) % 3
+    for _ in range(2):
+        pool.train_step(0, x, y)
+    assert r0["seen"] == r1["seen"] == pool.seen[0] == 8  # accuracy counts pooled over ranks
+    for name, value in pool.nets[0].state_dict().items():
+        assert torch.equal(r0["state"][name], r1["state"][name]), name  # the copies agree
+        torch.testing.assert_close(r0["state"][name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_two_process_ddp_idm_run_completes(tmp_path):
+    res = run_module(
+        "src.distill", "trainer=ddp_cpu", "method=idm", *TINY, "ipc=1", "iterations=4",
+        "method.net_generate_interval=2", "method.model_train_steps=2", "method.trained_bs=16",
+        run_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    meta = load_distilled(tmp_path / "run" / "distilled.safetensors").meta
+    assert (meta["method"], meta["iteration"], meta["factor"]) == ("idm", 4, 2)

@@ -21,8 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from src.errors import CheckpointError
 from src.io.checkpoint import RUN_STATE_KEY
@@ -98,9 +100,22 @@ class NetPool(nn.Module):
         logits = net(x)
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(logits, y).backward()
+        counts = torch.stack([(logits.argmax(dim=1) == y).sum(), torch.tensor(len(y))])
+        if _distributed():
+            # Under DDP every rank trains its copy on its own batch: averaging the gradients
+            # (and pooling the accuracy counts) keeps the copies identical.
+            world = dist.get_world_size()
+            for param in net.parameters():
+                dist.all_reduce(param.grad)
+                param.grad /= world
+            dist.all_reduce(counts := counts.to(x.device))
         opt.step()
-        self.correct[i] += int((logits.argmax(dim=1) == y).sum())
-        self.seen[i] += len(y)
+        self.correct[i] += int(counts[0])
+        self.seen[i] += int(counts[1])
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 class IDMModule(SyntheticSetModule):
@@ -144,6 +159,17 @@ class IDMModule(SyntheticSetModule):
         if len(self.net_pool) == 0:
             for _ in range(INITIAL_NETS):
                 self.push_net()
+        self._hide_pool_from_ddp()
+
+    def _hide_pool_from_ddp(self) -> None:
+        """Keep DDP's gradient hooks off the pool: it trains with its own steps and averaging.
+
+        DDP then manages the synthetic images alone; networks pushed after wrapping are
+        never registered with it.
+        """
+        names = [f"net_pool.{n}" for n, _ in self.net_pool.named_parameters()]
+        names += [f"net_pool.{n}" for n, _ in self.net_pool.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, names)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """SGD on the synthetic images (lr_img, momentum 0.5)."""
@@ -170,6 +196,7 @@ class IDMModule(SyntheticSetModule):
             self.push_net()  # placeholder weights; the generator state is restored below
         super().on_load_checkpoint(checkpoint)
         self.net_pool.load_extra_state(pool_state)
+        self._hide_pool_from_ddp()  # the pool grew before DDP wraps the module
 
     def _pick(self, n: int) -> list[int]:
         return torch.randperm(len(self.net_pool), generator=self.gen_pick)[:n].tolist()

@@ -122,9 +122,6 @@ def validate_distill(cfg: DictConfig) -> None:
             p.add(f"eval.eval_at entries must lie in [1, iterations], got {step!r}")
     validate_eval(cfg, p)
     _trainer(cfg.trainer, p)
-    if "ddp" in str(cfg.trainer.get("strategy") or "") and cfg.method.name == "idm":
-        p.add("method=idm runs on one device (its network pool is not synchronised across "
-              "ranks); use trainer=gpu or trainer=cpu")  # fmt: skip
     _paths(cfg, p)
     p.attempt(lambda: resolve_resume(cfg.resume, cfg.paths.output_dir))
     p.raise_if_any()

@@ -7,9 +7,11 @@ import torch
 
 from src.hyperbolic import (
     distance_to_origin,
+    feature_centroid,
     lift,
     lorentz_centroid,
     lorentz_distance,
+    lorentz_normalize_sum,
     manifold,
     minkowski_inner,
     to_poincare,
@@ -168,3 +170,39 @@ def test_poincare_map_lands_in_ball_and_preserves_distance_to_origin():
 def test_invalid_k_is_rejected():
     with pytest.raises(ValueError):
         manifold(0.0)
+
+
+@pytest.mark.parametrize("k", [0.5, 1.0, 2.4])
+@pytest.mark.parametrize("scale", [0.1, 3.0, 25.0])
+def test_feature_centroid_equals_the_centroid_of_the_lifted_points(k, scale):
+    g = torch.Generator().manual_seed(int(scale * 10) + int(k * 100))
+    f = torch.randn(3, 7, 16, generator=g, dtype=torch.float64) * scale / 4
+    w = torch.rand(3, 7, generator=g, dtype=torch.float64)
+    expected = lorentz_normalize_sum(lift(f, k), w, k)
+    got = feature_centroid(f, w, k)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * expected.abs().max())
+    # Gradients agree as well.
+    fa = f.clone().requires_grad_()
+    fb = f.clone().requires_grad_()
+    target = lift(torch.randn(3, 16, generator=g, dtype=torch.float64), k)
+    lorentz_distance(feature_centroid(fa, w, k), target, k).sum().backward()
+    lorentz_distance(lorentz_normalize_sum(lift(fb, k), w, k), target, k).sum().backward()
+    torch.testing.assert_close(fa.grad, fb.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_feature_centroid_of_one_far_point_is_that_point():
+    f = torch.randn(1, 1, 128, dtype=torch.float64)
+    f = f / f.norm() * 50.0  # coordinates ~ e^50 / 2
+    centroid = feature_centroid(f, torch.ones(1, 1), 1.0)
+    point = lift(f, 1.0)[0]
+    # Coordinates agree to float64 precision. (The geodesic distance between the two is no
+    # test here: at norm 50 a one-ulp difference in direction is a distance of ~25.)
+    torch.testing.assert_close(centroid, point, rtol=1e-12, atol=0)
+    # Two weighted copies at the norm of ConvNet features (~25): the same point, as closely
+    # as lorentz_normalize_sum manages (beyond, both lose the gap k / 2x0 ~ e^-norm to rounding).
+    f25 = f / 2
+    one = feature_centroid(f25, torch.ones(1, 1), 1.0)
+    twice = feature_centroid(f25.expand(1, 2, 128), torch.tensor([[0.3, 2.0]]), 1.0)
+    reference = lorentz_normalize_sum(lift(f25.expand(1, 2, 128), 1.0), torch.tensor([[0.3, 2.0]]))
+    assert lorentz_distance(twice, one, 1.0).item() < 1e-4
+    assert lorentz_distance(reference, one, 1.0).item() < 1e-4

@@ -2,6 +2,7 @@
 
 from src.hyperbolic.lorentz import (
     distance_to_origin,
+    feature_centroid,
     lift,
     lorentz_centroid,
     lorentz_distance,
@@ -13,6 +14,7 @@ from src.hyperbolic.lorentz import (
 
 __all__ = [
     "distance_to_origin",
+    "feature_centroid",
     "lift",
     "lorentz_centroid",
     "lorentz_distance",

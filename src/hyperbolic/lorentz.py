@@ -123,6 +123,40 @@ def lorentz_normalize_sum(
     return (k**0.5 * a / norm).squeeze(-2)
 
 
+def feature_centroid(
+    features: Tensor, weights: Tensor, k: float = 1.0, eps: float = CENTROID_EPS
+) -> Tensor:
+    """``lorentz_normalize_sum(lift(features), weights, k)`` without building the lifted points.
+
+    With ``rho_i = |f_i|``, ``u_i = f_i / rho_i``, ``sigma_i = sqrt(k) sinh(rho_i / sqrt(k))``
+    and ``gamma_i = sqrt(k) cosh(rho_i / sqrt(k))`` the lifted point is
+    ``(gamma_i, sigma_i u_i)``, so ``a = (sum_i w_i gamma_i, sum_i w_i sigma_i u_i)`` and the
+    normaliser's terms of ``lorentz_normalize_sum`` need only per-sample scalars, one weighted
+    sum of the features and the spread ``sum_i p_i |u_i - e|^2``: a few passes over the
+    features instead of one per step of lift, projection and normalisation.
+    """
+    sk = k**0.5
+    f = features.to(torch.float64)
+    w = weights.to(torch.float64).unsqueeze(-1)
+    rho = _safe_norm(f)  # (..., m, 1)
+    sigma = sk * torch.sinh(rho / sk)
+    gamma = sk * torch.cosh(rho / sk)
+    p = w * sigma
+    total = p.sum(dim=-2, keepdim=True).clamp_min(_TINY)
+    u = f / rho
+    # Normalised weights first: a single point gets weight exactly 1, so e == u exactly and
+    # its spread is 0 (rounding in p * u / P would dwarf the gap's k / (gamma + sigma)).
+    e_mean = ((p / total) * u).sum(dim=-2, keepdim=True)
+    e_mean_norm = _safe_norm(e_mean)
+    spread = (p * (u - e_mean).pow(2).sum(dim=-1, keepdim=True)).sum(dim=-2, keepdim=True)
+    gap = (w * k / (gamma + sigma)).sum(dim=-2, keepdim=True) + spread / (1.0 + e_mean_norm)
+    a0 = (w * gamma).sum(dim=-2, keepdim=True)
+    a_space_norm = total * e_mean_norm
+    norm = (gap * (a0 + a_space_norm)).clamp_min(eps).sqrt()
+    a = torch.cat([a0, total * e_mean], dim=-1)
+    return (sk * a / norm).squeeze(-2)
+
+
 def lorentz_centroid(points: Tensor, k: float = 1.0, weights: Tensor | None = None) -> Tensor:
     """Lorentzian centroid ``sqrt(k) a / sqrt(|<a, a>_L|)`` with ``a = sum_i w_i x_i``.
 

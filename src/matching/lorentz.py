@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from src.errors import ConfigError
-from src.hyperbolic import lift, lorentz_distance, lorentz_normalize_sum
+from src.hyperbolic import feature_centroid, lorentz_distance
 from src.matching.base import MatchingLoss
 
 
@@ -29,8 +29,9 @@ class LorentzCentroidLoss(MatchingLoss):
         """
         with torch.autocast(syn.device.type, enabled=False):
             syn_weights = torch.ones(syn.shape[:-1], dtype=torch.float64, device=syn.device)
-            real_centroid = lorentz_normalize_sum(lift(real, self.k), real_weights, self.k)
-            syn_centroid = lorentz_normalize_sum(lift(syn, self.k), syn_weights, self.k)
+            # == lorentz_normalize_sum(lift(x), w, k), in fewer passes over the features.
+            real_centroid = feature_centroid(real, real_weights, self.k)
+            syn_centroid = feature_centroid(syn, syn_weights, self.k)
             return self.scale * lorentz_distance(real_centroid, syn_centroid, self.k)
 
     def describe(self) -> dict:

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning clean
 
 install: $(STAMP)
 
@@ -47,7 +47,8 @@ format: install
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-bench: bench-steps bench-accuracy
+bench: install
+	$(PY) -m bench
 
 # Seconds per outer iteration of DM, DM+HDD, IDM, IDM+HDD side by side (a few minutes).
 bench-steps: install
@@ -61,6 +62,10 @@ bench-accuracy: install
 # The same budget for IDM vs IDM+HDD (hours on a 2-core CPU; minutes on a GPU).
 bench-accuracy-idm: install
 	$(PY) -m bench.accuracy --method idm
+
+# Pruning benchmark: DM+HDD, kept ratio and criterion vs accuracy, 3 seeds (resumable).
+bench-pruning: install
+	$(PY) -m bench.pruning
 
 clean:
 	rm -rf outputs multirun

@@ -308,3 +308,15 @@ def test_subset_keeps_exactly_those_samples() -> None:
     for c in range(3):
         real = indices[c][weights[c] > 0]
         assert (sub.labels[real] == c).all()
+
+
+def test_random_cifar10_is_seeded_and_shaped_like_cifar10():
+    from src.data import get_dataset_info
+    from src.data.loaders import load_split
+
+    info = get_dataset_info("random_cifar10")
+    x, y = load_split(info, "unused", train=False)
+    assert x.shape == (10000, 3, 32, 32) and x.dtype == torch.uint8
+    assert torch.bincount(y).tolist() == [1000] * 10
+    assert torch.equal(load_split(info, "unused", train=False)[0], x)
+    assert not torch.equal(load_split(info, "unused", train=True)[0][:10000], x)

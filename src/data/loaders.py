@@ -115,12 +115,25 @@ def _tinyimagenet(root: Path, train: bool) -> tuple[Tensor, Tensor]:
     return images, torch.tensor([c for _, c in files], dtype=torch.int64)
 
 
+def _random(info: DatasetInfo, train: bool) -> tuple[Tensor, Tensor]:
+    """Uniform random uint8 images, class-ordered: 5000 (train) or 1000 (test) per class."""
+    per_class = 5000 if train else 1000
+    g = torch.Generator().manual_seed(0 if train else 1)
+    n = per_class * info.num_classes
+    images = torch.randint(
+        0, 256, (n, info.channels, *info.im_size), generator=g, dtype=torch.uint8
+    )
+    return images, torch.arange(info.num_classes).repeat_interleave(per_class)
+
+
 def load_split(
     info: DatasetInfo, root: str | Path, train: bool, download: bool = True
 ) -> tuple[Tensor, Tensor]:
     """Load the train or test split of ``info`` as (uint8 images NCHW, int64 labels)."""
     root = Path(root)
-    if info.name == "tinyimagenet":
+    if info.name.startswith("random_"):
+        x, y = _random(info, train)
+    elif info.name == "tinyimagenet":
         x, y = _tinyimagenet(root, train)
     elif info.name == "fashion_mnist" and (
         found := _load_idx_pair([root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST], train)

@@ -70,6 +70,16 @@ DATASETS: dict[str, DatasetInfo] = {
             (0.2673, 0.2564, 0.2762),
             min_class_size=500,
         ),  # fmt: skip
+        # Seeded random images of CIFAR-10's shape: benchmarks and smoke runs without data.
+        DatasetInfo(
+            "random_cifar10",
+            3,
+            (32, 32),
+            10,
+            (0.5, 0.5, 0.5),
+            (0.2887, 0.2887, 0.2887),
+            min_class_size=5000,
+        ),  # fmt: skip
         DatasetInfo(
             "tinyimagenet",
             3,

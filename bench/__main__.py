@@ -1,0 +1,5 @@
+"""``python -m bench``: the performance suite (bench/suite.py)."""
+
+from bench.suite import main
+
+main()

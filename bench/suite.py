@@ -1,0 +1,230 @@
+"""Performance suite: ours vs the field's plain scripts, side by side in one process.
+
+``python -m bench [--ipc 10] [--batch-real 256] [--iterations 5] [--eval-epochs 30] [--out DIR]``
+
+- distill step: a Lightning step of ``DistillModule`` vs a per-class baseline written here
+  the way the field's scripts do it (a Python loop over classes, one small forward per
+  class, float32 real data on the device), for both losses, and HDD's overhead;
+- evaluation: ``evaluate_set`` with one network vs a plain PyTorch loop of the same
+  protocol (steps, batches, DSA, SGD, step decay, test pass), and N networks trained
+  together vs N sequential runs;
+- memory: the real pool as uint8 vs float32, and (on a GPU) the peak memory of a step.
+
+Fashion-MNIST by default (offline). Prints a Markdown table and writes
+``bench/results/suite[_<tag>].{md,json}`` with the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from bench.step_time import time_variant
+from src.augment import DSA
+from src.evaluation import evaluate_set
+from src.io import atomic_write_text
+from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
+from src.models import build_model, init_weights_
+from src.pipelines.compare import compose_distill
+from src.pipelines.components import load_data
+from src.rng import make_generator
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def per_class_baseline(
+    dataset: str, ipc: int, batch_real: int, loss_name: str, iterations: int, warmup: int
+) -> list[float]:
+    """Seconds per iteration of DM written as the field's scripts do (one class at a time)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    info, pool = load_data(compose_distill([f"dataset={dataset}", "paths.output_dir=x"]).dataset)
+    # The scripts keep the whole training set as normalised float32 on the device.
+    real = pool.get(torch.arange(len(pool))).to(device)
+    by_class = [real[pool.labels == c] for c in range(info.num_classes)]
+    syn = torch.cat([x[:ipc] for x in by_class]).clone().requires_grad_()
+    net = build_model("convnet", info.channels, info.num_classes, info.im_size).to(device)
+    net.requires_grad_(False)
+    loss_fn = LorentzCentroidLoss(1.0, 20.0) if loss_name == "lorentz" else EuclideanMeanLoss()
+    augment = DSA()
+    opt = torch.optim.SGD([syn], lr=1.0, momentum=0.5)
+    gen, gen_net = make_generator(0, "bench"), make_generator(0, "bench-net", device)
+    times = []
+    for it in range(warmup + iterations):
+        _sync(device)
+        start = time.perf_counter()
+        init_weights_(net, gen_net)
+        loss = torch.zeros((), device=device)
+        for c, x in enumerate(by_class):
+            idx = torch.randperm(len(x), generator=gen)[:batch_real].to(device)
+            both = augment(torch.cat([x[idx], syn[c * ipc : (c + 1) * ipc]]), gen)
+            with torch.no_grad():
+                f_real = net.embed(both[:batch_real])
+            f_syn = net.embed(both[batch_real:])
+            weights = torch.ones(1, len(idx), device=device)
+            loss = loss + loss_fn(f_real[None], weights, f_syn[None]).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        _sync(device)
+        if it >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def plain_eval_loop(images, labels, test_pool, info, epochs: int, seed: int) -> float:
+    """Seconds for one network trained by the protocol in a plain loop, then tested."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    images, labels = images.to(device), labels.to(device)
+    start = time.perf_counter()
+    net = build_model("convnet", info.channels, info.num_classes, info.im_size).to(device)
+    init_weights_(net, make_generator(seed, "plain-init"))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    batch = min(256, len(images))
+    steps_per_epoch = math.ceil(len(images) / batch)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [epochs * steps_per_epoch // 2], 0.1)
+    augment, gen = DSA(), make_generator(seed, "plain")
+    for _ in range(epochs):
+        order = torch.randperm(len(images), generator=gen).to(device)
+        for i in range(steps_per_epoch):
+            idx = order[i * batch : (i + 1) * batch]
+            loss = F.cross_entropy(net(augment(images[idx], gen)), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    correct = 0
+    with torch.no_grad():
+        net.eval()
+        for i in range(0, len(test_pool), 1024):
+            idx = torch.arange(i, min(i + 1024, len(test_pool)))
+            correct += int((net(test_pool.get(idx)).argmax(1) == test_pool.labels[idx]).sum())
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def time_evaluate(images, labels, test_pool, info, epochs: int, num_models: int) -> float:
+    """Seconds of ``evaluate_set`` (our EvalModule) for ``num_models`` networks."""
+    start = time.perf_counter()
+    evaluate_set(
+        images, labels, test_pool,
+        lambda: build_model("convnet", info.channels, info.num_classes, info.im_size),
+        DSA(), num_models=num_models, epochs=epochs, progress=False,
+        trainer_kwargs={"accelerator": "auto", "devices": 1},
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every comparison and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--ipc", type=int, default=10)
+    parser.add_argument("--batch-real", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--eval-epochs", type=int, default=30)
+    parser.add_argument("--eval-models", type=int, default=5)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    common = [f"dataset={args.dataset}", f"ipc={args.ipc}", f"method.batch_real={args.batch_real}"]
+    med = statistics.median
+    rows: list[tuple[str, str, str]] = []
+    raw: dict = {}
+
+    # Distill step, both losses: ours (Lightning step) vs the per-class baseline.
+    ours = {}
+    for loss in ("euclidean", "lorentz"):
+        mine = time_variant("dm", loss, args.iterations, args.warmup, common)
+        base = per_class_baseline(
+            args.dataset, args.ipc, args.batch_real, loss, args.iterations, args.warmup
+        )
+        ours[loss] = med(mine)
+        raw[f"distill_{loss}"] = {"ours": mine, "per_class": base}
+        rows.append((f"distill step, {loss}: per-class / ours",
+                     f"{med(base):.3f} s / {med(mine):.3f} s",
+                     f"**{med(base) / med(mine):.2f}x** (target >= 1.5x)"))  # fmt: skip
+    overhead = ours["lorentz"] / ours["euclidean"] - 1
+    rows.append(("HDD loss overhead (DM+HDD vs DM step)",
+                 f"{ours['lorentz']:.3f} s vs {ours['euclidean']:.3f} s",
+                 f"**{100 * overhead:+.1f}%** (target <= 10%)"))  # fmt: skip
+
+    # Evaluation on a real subset of IPC images per class (the work is the same as for a set).
+    info, pool = load_data(
+        compose_distill([f"dataset={args.dataset}", "paths.output_dir=x"]).dataset
+    )
+    _, test_pool = load_data(
+        compose_distill([f"dataset={args.dataset}", "paths.output_dir=x"]).dataset, train=False
+    )
+    idx = pool.random_per_class(args.ipc, make_generator(0, "bench-eval")).flatten()
+    images, labels = pool.get(idx), pool.labels[idx]
+    time_evaluate(images, labels, test_pool, info, 2, 1)  # warm-up
+    one = time_evaluate(images, labels, test_pool, info, args.eval_epochs, 1)
+    plain = plain_eval_loop(images, labels, test_pool, info, args.eval_epochs, 0)
+    rows.append((f"evaluation, 1 network, {args.eval_epochs} epochs: ours / plain loop",
+                 f"{one:.2f} s / {plain:.2f} s",
+                 f"**{one / plain:.2f}x** (target <= 1.1x)"))  # fmt: skip
+    together = time_evaluate(images, labels, test_pool, info, args.eval_epochs, args.eval_models)
+    sequential = sum(
+        time_evaluate(images, labels, test_pool, info, args.eval_epochs, 1)
+        for _ in range(args.eval_models)
+    )
+    rows.append((f"evaluation, {args.eval_models} networks: sequential / together",
+                 f"{sequential:.2f} s / {together:.2f} s",
+                 f"**{sequential / together:.2f}x** (target >= 2x)"))  # fmt: skip
+    raw["eval"] = {"ours_1": one, "plain_1": plain, "together": together, "sequential": sequential}
+
+    # Memory.
+    uint8_bytes = pool.images.numel() * pool.images.element_size()
+    rows.append(("real pool memory: uint8 / float32",
+                 f"{uint8_bytes / 2**20:.1f} MiB / {4 * uint8_bytes / 2**20:.1f} MiB",
+                 f"**{1 / 4:.2f}** (target 1/4)"))  # fmt: skip
+    raw["pool_bytes"] = {"uint8": uint8_bytes, "float32": 4 * uint8_bytes}
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        time_variant("dm", "lorentz", 1, 0, common)
+        peak = torch.cuda.max_memory_allocated()
+        rows.append(("peak GPU memory of a DM+HDD run (pool on the device)",
+                     f"{peak / 2**20:.0f} MiB", ""))  # fmt: skip
+        raw["peak_step_bytes"] = peak
+
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    machine = {"platform": platform.platform(), "processor": platform.processor(),
+               "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "cuda": cuda}  # fmt: skip
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        f"Command: `{command.strip()}`  ",
+        f"{args.dataset}, IPC {args.ipc}, batch_real {args.batch_real}, ConvNet; median of "
+        f"{args.iterations} iterations after {args.warmup} warm-up; machine: "
+        f"{cuda or platform.processor() or platform.machine()}, {torch.get_num_threads()} threads.",
+        "",
+        "| comparison | times | ratio |",
+        "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+    ]
+    table = "\n".join(lines)
+    print(table)
+    name = "suite" + (f"_{args.tag}" if args.tag else "")
+    atomic_write_text(args.out / f"{name}.md", table + "\n")
+    atomic_write_text(
+        args.out / f"{name}.json",
+        json.dumps({"args": vars(args) | {"out": str(args.out)}, "raw": raw, "machine": machine},
+                   indent=2) + "\n",
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

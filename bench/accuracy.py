@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path("outputs/bench") / name
     overrides = ["experiment=fashion_mnist_bench", f"method={args.method}"]
     command = "python -m src.compare " + " ".join(overrides) + " --seeds " + " ".join(args.seeds)
-    compare_main([*overrides, "--seeds", *args.seeds, "--out", str(out), "--command", command])
+    # --resume: a run interrupted (or an invocation stopped) continues where it was.
+    compare_main([*overrides, "--seeds", *args.seeds, "--out", str(out), "--command", command,
+                  "--resume"])  # fmt: skip
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     shutil.copyfile(out / "table.md", results / f"{name}.md")

@@ -24,9 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--method", default=None, help="dm or idm (default: the config's)")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
     parser.add_argument("--command", default=None, help="command line to record with the table")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse finished runs in --out, resume the others"
+    )
     args = parser.parse_args(argv)
     result = report_errors(
-        run_compare, args.overrides, args.losses, args.seeds, args.out, args.method
+        run_compare, args.overrides, args.losses, args.seeds, args.out, args.method, args.resume
     )
     text = result["table"]
     if args.command:

@@ -133,3 +133,17 @@ def test_resume_auto_without_a_checkpoint_starts_fresh(tmp_path):
     )
     assert load_distilled(out / "distilled.safetensors").meta["iteration"] == 2
     assert load_checkpoint(last_checkpoint(out))[RUN_STATE_KEY]["completed_iterations"] == 2
+
+
+def test_compare_with_resume_reuses_finished_runs_and_resumes_the_rest(tmp_path, monkeypatch):
+    import src.pipelines.compare as compare
+
+    overrides = [*TINY, "iterations=4", "checkpoint.every=1", *QUIET[2:]]
+    first = compare.run_compare(overrides, ["euclidean"], [0], tmp_path, resume=True)
+    calls = []
+    real = compare.run_distill
+    monkeypatch.setattr(compare, "run_distill", lambda cfg: calls.append(cfg) or real(cfg))
+    again = compare.run_compare(overrides, ["euclidean", "lorentz"], [0], tmp_path, resume=True)
+    assert [c.loss._target_.rsplit(".", 1)[-1] for c in calls] == ["LorentzCentroidLoss"]
+    assert again["summary"]["runs"]["euclidean"] == first["summary"]["runs"]["euclidean"]
+    assert all(c.resume == "auto" for c in calls)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from src.pipelines.distill import run_distill
+from src.pipelines.distill import RESULTS_FILE, run_distill
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -38,8 +39,13 @@ def run_compare(
     seeds: list[int],
     out_dir: Path,
     method: str | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Distill once per (loss, seed) and evaluate every set with the same evaluation seeds."""
+    """Distill once per (loss, seed) and evaluate every set with the same evaluation seeds.
+
+    With ``resume`` finished runs under ``out_dir`` are read back and unfinished ones
+    continue from their checkpoints, so a long comparison survives interruptions.
+    """
     runs: dict[str, list[dict]] = {loss: [] for loss in losses}
     started = time.perf_counter()
     for seed in seeds:
@@ -52,11 +58,16 @@ def run_compare(
                     f"loss={loss}",
                     f"seed={seed}",
                     f"paths.output_dir={run_dir}",
+                    *(["resume=auto"] if resume else []),
                     # The random-real baseline is the shared init set: evaluate it once per seed.
                     f"eval.random_baseline={'true' if i == 0 else 'false'}",
                 ]
             )
-            runs[loss].append(run_distill(cfg))
+            done = run_dir / RESULTS_FILE
+            if resume and done.is_file():  # finished by an earlier, interrupted invocation
+                runs[loss].append(json.loads(done.read_text()))
+            else:
+                runs[loss].append(run_distill(cfg))
     first = runs[losses[0]]
     rows = [("random real (init)", _pooled(first, "random_real"), None)]
     rows += [

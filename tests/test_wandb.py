@@ -17,7 +17,9 @@ def no_wandb_account(monkeypatch, tmp_path):
         monkeypatch.delenv(key, raising=False)
 
 
-def test_offline_wandb_run_holds_metrics_images_and_the_artifact(tmp_path, no_wandb_account):
+def test_offline_wandb_run_holds_metrics_images_and_the_artifact(
+    tmp_path, no_wandb_account, capsys
+):
     overrides = [o for o in TINY if o != "logger=none"]
     cfg = compose_cfg(
         "distill",
@@ -32,8 +34,16 @@ def test_offline_wandb_run_holds_metrics_images_and_the_artifact(tmp_path, no_wa
     assert any(name.startswith("poincare_after_") for name in files)
     # The offline log (transaction file) records the summary keys and the artifact.
     blob = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
-    for key in (b"final/distilled_acc_mean", b"distilled-set", b"distilled.safetensors"):
-        assert key in blob, key
+    for key in (
+        b"final/distilled_acc_mean",
+        b"distilled-set",
+        b"distilled.safetensors",
+        b"batch_real",
+        b"train/loss",
+        b"final/distilled_acc_net0",
+    ):
+        assert key in blob, key  # summary, artifact, the config, the loss curve, per network
+    assert f"upload it with: wandb sync {runs[0]}" in capsys.readouterr().out
 
 
 def test_the_grid_over_time_is_written_and_logged(tmp_path, no_wandb_account):

@@ -102,6 +102,8 @@ def run_distill(cfg: DictConfig) -> dict:
         evaluate = build_evaluator(cfg, info, test_pool, module.augment)
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     loggers = build_loggers(cfg.get("logger"))
+    for logger in loggers:  # the resolved config, so a dashboard can filter and group runs
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     checkpoint = RunCheckpoint(last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), kept)
     trainer = L.Trainer(
         max_epochs=1,  # the loader holds one item per outer iteration

@@ -34,7 +34,11 @@ def publish_outputs(loggers: list[Logger], out: Path, name: str, step: int) -> N
             if (out / file).is_file():
                 artifact.add_file(str(out / file))
         logger.experiment.log_artifact(artifact)
+        offline = bool(getattr(logger.experiment, "offline", False))
+        run_dir = Path(logger.experiment.dir).parent
         logger.experiment.finish()  # flush the (offline) run: `wandb sync` can upload it now
+        if offline:
+            print(f"W&B run saved offline; upload it with: wandb sync {run_dir}")
 
 
 class GridOverTime(L.Callback):

@@ -44,7 +44,13 @@ def small_pool(counts: list[int], channels: int = 1, size: int = 4, seed: int = 
 
 
 def test_registry_holds_exactly_the_spec_data_sets() -> None:
-    assert set(DATASETS) == set(EXPECTED)
+    # ... and a seeded random stand-in of CIFAR-10's shape for benchmarks.
+    assert set(DATASETS) == set(EXPECTED) | {"random_cifar10"}
+
+
+def test_smallest_class_size_of_the_registry_matches_the_data(fmnist_train) -> None:
+    info, pool = fmnist_train
+    assert info.min_class_size == int(pool.counts.min()) == 6000
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

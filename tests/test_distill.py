@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from src.augment import DSA
-from src.errors import NonFiniteLossError
+from src.errors import ConfigError, NonFiniteLossError
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.methods.dm import DistillModule
 from src.models import build_model
@@ -128,3 +128,38 @@ def test_run_stopped_by_a_non_finite_loss_keeps_the_last_finite_set(tmp_path, mo
     ds = load_distilled(tmp_path / "distilled.safetensors")
     assert torch.isfinite(ds.images).all()
     assert ds.meta["iteration"] == 2 and "iteration 2" in ds.meta["stopped"]
+
+
+def test_compile_net_auto_compiles_only_runs_long_enough_to_repay_it(fmnist_train):
+    from src.methods.dm import COMPILE_AUTO_MIN_ITERATIONS
+
+    info, pool = fmnist_train
+
+    def module(iterations, compile_net):
+        return DistillModule(
+            pool, lambda: build_model("convnet", 1, 10, (28, 28), width=4), EuclideanMeanLoss(),
+            DSA(), ipc=1, iterations=iterations, compile_net=compile_net,
+        )  # fmt: skip
+
+    assert not module(COMPILE_AUTO_MIN_ITERATIONS - 1, "auto").use_compile()
+    assert module(COMPILE_AUTO_MIN_ITERATIONS, "auto").use_compile()
+    assert module(5, True).use_compile() and not module(10**6, False).use_compile()
+    with pytest.raises(ConfigError, match="compile_net"):
+        module(5, "sometimes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
+def test_compiled_embedding_distills_the_same_set_as_eager(tmp_path, loss):
+    from src.io import load_distilled
+    from src.pipelines.distill import run_distill
+    from tests.conftest import TINY, compose_cfg
+
+    sets = []
+    for compile_net in ("false", "true"):
+        out = tmp_path / compile_net
+        quiet = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
+        overrides = [*TINY, f"loss={loss}", f"method.compile_net={compile_net}", *quiet]
+        run_distill(compose_cfg("distill", [*overrides, f"paths.output_dir={out}"]))
+        sets.append(load_distilled(out / "distilled.safetensors").images)
+    torch.testing.assert_close(sets[1], sets[0], rtol=1e-4, atol=1e-4)

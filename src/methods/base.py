@@ -174,8 +174,17 @@ class SyntheticSetModule(L.LightningModule):
         for name, g in generators.items():
             g.set_state(state["generators"][name])
 
-    def match(self, net: nn.Module, with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Per-class matching losses (C,) under ``net``, and the synthetic logits if asked."""
+    def match(
+        self,
+        net: nn.Module,
+        with_logits: bool = False,
+        embed: Callable[[Tensor], Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Per-class matching losses (C,) under ``net``, and the synthetic logits if asked.
+
+        ``embed`` replaces ``net.embed`` (e.g. its compiled version).
+        """
+        embed = embed or net.embed
         idx, weights = self.pool.sample(self.batch_real, self.gen_sample)
         n_classes, per_class = idx.shape
         real = self.pool.get(idx)
@@ -184,8 +193,8 @@ class SyntheticSetModule(L.LightningModule):
             torch.cat([real, syn]), self.gen_augment, groups=self.groups, num_groups=n_classes
         )
         with torch.no_grad():
-            real_feat = net.embed(x[: len(real)])
-        syn_feat = net.embed(x[len(real) :])
+            real_feat = embed(x[: len(real)])
+        syn_feat = embed(x[len(real) :])
         losses = self.loss(
             real_feat.view(n_classes, per_class, -1),
             weights.to(self.device),

@@ -133,6 +133,8 @@ def _method(m: DictConfig, p: Problems) -> None:
     p.in_range(m.momentum, "method.momentum", 0, 1, "l")
     p.one_of(m.init, "method.init", INITS)
     p.int_at_least(m.get("factor", 1), "method.factor", 1)
+    if "compile_net" in m:
+        p.one_of(m.compile_net, "method.compile_net", (True, False, "auto"))
     if m.name == "idm":
         for key in ("net_num", "net_generate_interval", "train_net_num", "trained_bs"):
             p.int_at_least(m[key], f"method.{key}", 1)

@@ -94,33 +94,42 @@ def lorentz_distance(x: Tensor, y: Tensor, k: float = 1.0) -> Tensor:
     return sk * torch.log1p(delta + (delta * (delta + 2.0)).clamp_min(_TINY).sqrt())
 
 
+def _normalized_sum(
+    w: Tensor, x0: Tensor, space_norm: Tensor, direction: Tensor, k: float, eps: float
+) -> Tensor:
+    """``sqrt(k) a / sqrt(|<a, a>_L|)`` for ``a = sum_i w_i x_i`` given in polar form.
+
+    ``x_i = (x0_i, space_norm_i * direction_i)`` on the manifold; ``w`` (..., m, 1) >= 0.
+    ``-<a, a>_L = (a0 - |a_s|)(a0 + |a_s|)`` with ``p_i = w_i |v_i|``, ``P = sum p_i`` and
+    ``e = sum (p_i / P) e_i``:
+    ``a0 - |a_s| = sum_i w_i k / (x0_i + |v_i|) + sum_i p_i |e_i - e|^2 / (1 + |e|)``,
+    a sum of non-negative terms, so the centroid of one point is that point to float64
+    precision however far it lies from the origin. (The weights are normalised before the
+    mean direction is formed: a single point gets weight exactly 1, so its spread is 0.)
+    """
+    p = w * space_norm
+    total = p.sum(dim=-2, keepdim=True).clamp_min(_TINY)
+    e_mean = ((p / total) * direction).sum(dim=-2, keepdim=True)
+    e_mean_norm = _safe_norm(e_mean)
+    spread = (p * (direction - e_mean).pow(2).sum(dim=-1, keepdim=True)).sum(dim=-2, keepdim=True)
+    gap = (w * k / (x0 + space_norm)).sum(dim=-2, keepdim=True) + spread / (1.0 + e_mean_norm)
+    a0 = (w * x0).sum(dim=-2, keepdim=True)
+    norm = (gap * (a0 + total * e_mean_norm)).clamp_min(eps).sqrt()
+    return (k**0.5 * torch.cat([a0, total * e_mean], dim=-1) / norm).squeeze(-2)
+
+
 def lorentz_normalize_sum(
     points: Tensor, weights: Tensor, k: float = 1.0, eps: float = CENTROID_EPS
 ) -> Tensor:
     """Project ``a = sum_i w_i x_i`` back onto the hyperboloid: ``sqrt(k) a / sqrt(|<a, a>_L|)``.
 
-    ``points`` (..., m, n+1) lie on the manifold, ``weights`` (..., m) are >= 0.
-    ``-<a, a>_L = (a0 - |a_s|)(a0 + |a_s|)`` with, writing ``v_i`` for the space part,
-    ``p_i = w_i |v_i|``, ``e_i = v_i / |v_i|``, ``P = sum p_i`` and ``e = sum p_i e_i / P``:
-    ``a0 - |a_s| = sum_i w_i k / (x0_i + |v_i|) + sum_i p_i |e_i - e|^2 / (1 + |e|)``,
-    a sum of non-negative terms, so the centroid of one point is that point to
-    float64 precision however far it lies from the origin.
+    ``points`` (..., m, n+1) lie on the manifold, ``weights`` (..., m) are >= 0; the
+    normaliser is computed without cancellation (``_normalized_sum``).
     """
     x = points.to(torch.float64)
-    w = weights.to(torch.float64).unsqueeze(-1)
     x0, v = x[..., :1], x[..., 1:]
     nv = _safe_norm(v)
-    e = v / nv
-    p = w * nv
-    total = p.sum(dim=-2, keepdim=True).clamp_min(_TINY)
-    e_mean = (p * e).sum(dim=-2, keepdim=True) / total
-    e_mean_norm = _safe_norm(e_mean)
-    spread = (p * (e - e_mean).pow(2).sum(dim=-1, keepdim=True)).sum(dim=-2, keepdim=True)
-    gap = (w * k / (x0 + nv)).sum(dim=-2, keepdim=True) + spread / (1.0 + e_mean_norm)
-    a = (w * x).sum(dim=-2, keepdim=True)
-    a_space_norm = total * e_mean_norm
-    norm = (gap * (a[..., :1] + a_space_norm)).clamp_min(eps).sqrt()
-    return (k**0.5 * a / norm).squeeze(-2)
+    return _normalized_sum(weights.to(torch.float64).unsqueeze(-1), x0, nv, v / nv, k, eps)
 
 
 def feature_centroid(
@@ -128,33 +137,16 @@ def feature_centroid(
 ) -> Tensor:
     """``lorentz_normalize_sum(lift(features), weights, k)`` without building the lifted points.
 
-    With ``rho_i = |f_i|``, ``u_i = f_i / rho_i``, ``sigma_i = sqrt(k) sinh(rho_i / sqrt(k))``
-    and ``gamma_i = sqrt(k) cosh(rho_i / sqrt(k))`` the lifted point is
-    ``(gamma_i, sigma_i u_i)``, so ``a = (sum_i w_i gamma_i, sum_i w_i sigma_i u_i)`` and the
-    normaliser's terms of ``lorentz_normalize_sum`` need only per-sample scalars, one weighted
-    sum of the features and the spread ``sum_i p_i |u_i - e|^2``: a few passes over the
-    features instead of one per step of lift, projection and normalisation.
+    With ``rho_i = |f_i|`` the lifted point is ``(sqrt(k) cosh(rho_i / sqrt(k)),
+    sqrt(k) sinh(rho_i / sqrt(k)) f_i / rho_i)``: its polar form needs only per-sample
+    scalars and the directions, a few passes over the features instead of one per step of
+    lift, projection and normalisation.
     """
     sk = k**0.5
     f = features.to(torch.float64)
-    w = weights.to(torch.float64).unsqueeze(-1)
     rho = _safe_norm(f)  # (..., m, 1)
-    sigma = sk * torch.sinh(rho / sk)
-    gamma = sk * torch.cosh(rho / sk)
-    p = w * sigma
-    total = p.sum(dim=-2, keepdim=True).clamp_min(_TINY)
-    u = f / rho
-    # Normalised weights first: a single point gets weight exactly 1, so e == u exactly and
-    # its spread is 0 (rounding in p * u / P would dwarf the gap's k / (gamma + sigma)).
-    e_mean = ((p / total) * u).sum(dim=-2, keepdim=True)
-    e_mean_norm = _safe_norm(e_mean)
-    spread = (p * (u - e_mean).pow(2).sum(dim=-1, keepdim=True)).sum(dim=-2, keepdim=True)
-    gap = (w * k / (gamma + sigma)).sum(dim=-2, keepdim=True) + spread / (1.0 + e_mean_norm)
-    a0 = (w * gamma).sum(dim=-2, keepdim=True)
-    a_space_norm = total * e_mean_norm
-    norm = (gap * (a0 + a_space_norm)).clamp_min(eps).sqrt()
-    a = torch.cat([a0, total * e_mean], dim=-1)
-    return (sk * a / norm).squeeze(-2)
+    w = weights.to(torch.float64).unsqueeze(-1)
+    return _normalized_sum(w, sk * torch.cosh(rho / sk), sk * torch.sinh(rho / sk), f / rho, k, eps)
 
 
 def lorentz_centroid(points: Tensor, k: float = 1.0, weights: Tensor | None = None) -> Tensor:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
 from bench.step_time import time_variant
 from src.augment import DSA
@@ -44,12 +45,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def dataset_cfg(name: str) -> DictConfig:
+    """The composed ``dataset`` node of data set ``name``."""
+    return compose_distill([f"dataset={name}", "paths.output_dir=x"]).dataset
+
+
 def per_class_baseline(
     dataset: str, ipc: int, batch_real: int, loss_name: str, iterations: int, warmup: int
 ) -> list[float]:
     """Seconds per iteration of DM written as the field's scripts do (one class at a time)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    info, pool = load_data(compose_distill([f"dataset={dataset}", "paths.output_dir=x"]).dataset)
+    info, pool = load_data(dataset_cfg(dataset))
     # The scripts keep the whole training set as normalised float32 on the device.
     real = pool.get(torch.arange(len(pool))).to(device)
     by_class = [real[pool.labels == c] for c in range(info.num_classes)]
@@ -168,12 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"**{100 * (lor / euc - 1):+.1f}%** (target <= 10%)"))  # fmt: skip
 
     # Evaluation on a real subset of IPC images per class (the work is the same as for a set).
-    info, pool = load_data(
-        compose_distill([f"dataset={args.dataset}", "paths.output_dir=x"]).dataset
-    )
-    _, test_pool = load_data(
-        compose_distill([f"dataset={args.dataset}", "paths.output_dir=x"]).dataset, train=False
-    )
+    info, pool = load_data(dataset_cfg(args.dataset))
+    _, test_pool = load_data(dataset_cfg(args.dataset), train=False)
     idx = pool.random_per_class(args.ipc, make_generator(0, "bench-eval")).flatten()
     images, labels = pool.get(idx), pool.labels[idx]
     time_evaluate(images, labels, test_pool, info, 2, 1)  # warm-up

@@ -16,8 +16,10 @@ LAST_CHECKPOINT = "last.ckpt"
 RUN_STATE_KEY = "hdd_run_state"  # our part of a Lightning checkpoint
 # Settings that may change between a run and its resumption: where it writes, how it runs
 # and is watched, and how long it goes on (a run can be extended).
-RESUMABLE_CHANGES = ("paths", "trainer", "logger", "resume", "checkpoint", "eval", "geometry")
-RESUMABLE_CHANGES += ("iterations", "hydra", "grid_every")
+RESUMABLE_CHANGES = (
+    "paths", "trainer", "logger", "resume", "checkpoint", "eval", "geometry", "iterations",
+    "hydra", "grid_every",
+)  # fmt: skip
 
 
 def last_checkpoint(output_dir: str | Path) -> Path:

@@ -21,11 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
 import torch
 
-from src.io import atomic_write_text
-from src.pipelines.compare import compose_distill
-from src.pipelines.distill import RESULTS_FILE, run_distill
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from src.io import atomic_path, atomic_write_text  # noqa: E402
+from src.pipelines.compare import compose_distill  # noqa: E402
+from src.pipelines.distill import RESULTS_FILE, run_distill  # noqa: E402
 
 NAME = "fashion_mnist_ipc10_pruning"
 ROWS = {
@@ -54,27 +58,80 @@ def run_dir(out: Path, row: str, seed: int) -> Path:
 
 
 def table(runs: dict[str, dict[int, dict]], header: str) -> str:
-    """The Markdown table: mean ± std over seeds of each run's mean accuracy."""
+    """The Markdown table: mean ± sample std over seeds of each run's mean accuracy."""
+    # No time column: runs of one table may have shared the CPU with other work.
     lines = [
         header,
         "",
-        "| pruning | kept per class | accuracy (%) | per seed | seeds | distill s/run |",
-        "|---|---|---|---|---|---|",
+        "| pruning | kept per class | accuracy (%), mean ± std over seeds | per seed | seeds |",
+        "|---|---|---|---|---|",
     ]
     for row in TABLE_ORDER:
         done = runs.get(row, {})
         if not done:
-            lines.append(f"| {row} | — | not run | — | 0 | — |")
+            lines.append(f"| {row} | — | not run | — | 0 |")
             continue
         means = [done[s]["distilled"]["mean"] for s in sorted(done)]
         std = statistics.stdev(means) if len(means) > 1 else 0.0
         kept = done[min(done)].get("kept_per_class")
         kept_text = "all" if kept is None else f"{min(kept)}–{max(kept)}"
         per_seed = " / ".join(f"{m:.2f}" for m in means)
-        secs = statistics.fmean(r["distill_seconds"] for r in done.values())
         cell = f"{statistics.fmean(means):.2f} ± {std:.2f}"
-        lines.append(f"| {row} | {kept_text} | {cell} | {per_seed} | {len(means)} | {secs:.0f} |")
+        lines.append(f"| {row} | {kept_text} | {cell} | {per_seed} | {len(means)} |")
     return "\n".join(lines)
+
+
+# (criterion, kept ratio) of each row, for the plot; "none" is every criterion at ratio 1.
+RATIOS = {
+    "none (1.0)": ("none", 1.0),
+    "hyperbolic 0.5": ("hyperbolic", 0.5),
+    "hyperbolic 0.2": ("hyperbolic", 0.2),
+    "hyperbolic 0.1": ("hyperbolic", 0.1),
+    "random 0.2": ("random", 0.2),
+    "euclidean 0.2": ("euclidean", 0.2),
+}
+
+
+def plot(runs: dict[str, dict[int, dict]], path: Path) -> Path:
+    """Accuracy against kept ratio: mean ± std per row, each seed a dot (written atomically)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    # colour, legend label and a small x offset so the three 0.2 rows do not overlap
+    styles = {
+        "hyperbolic": ("C0", "hyperbolic (centroid)", 1.0),
+        "random": ("C1", "random", 0.93),
+        "euclidean": ("C2", "euclidean (class mean)", 1.07),
+        "none": ("k", "none", 1.0),
+    }
+    labelled: set[str] = set()
+    curve: list[tuple[float, float]] = []
+    for row, (criterion, ratio) in RATIOS.items():
+        done = runs.get(row, {})
+        means = [done[s]["distilled"]["mean"] for s in sorted(done)]
+        if not means:
+            continue
+        mean = statistics.fmean(means)
+        std = statistics.stdev(means) if len(means) > 1 else 0.0
+        color, label, shift = styles[criterion]
+        x = ratio * shift
+        label = None if label in labelled else label
+        labelled.add(styles[criterion][1])
+        ax.errorbar([x], [mean], yerr=[std], fmt="o", color=color, capsize=4, label=label)
+        ax.scatter([x] * len(means), means, s=8, color=color, alpha=0.5)
+        if criterion in ("hyperbolic", "none"):
+            curve.append((ratio, mean))
+    if len(curve) > 1:
+        curve.sort()
+        ax.plot(*zip(*curve, strict=True), color=styles["hyperbolic"][0], lw=1)
+    ax.set_xscale("log")
+    ax.set_xticks([0.1, 0.2, 0.5, 1.0], labels=["0.1", "0.2", "0.5", "1.0"])
+    ax.set_xlabel("kept ratio of the real pool")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Fashion-MNIST IPC 10, DM+HDD: pruning the real pool", fontsize=9)
+    ax.legend(fontsize=7)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = (
         f"### Fashion-MNIST IPC 10, DM+HDD, {args.iterations} iterations, batch_real 64, "
-        f"{args.eval_models} evaluation network(s) x 300 epochs per run\n\n`{command}`"
+        f"{args.eval_models} evaluation network(s) x 300 epochs per run; std: sample standard "
+        f"deviation of the per-seed accuracies\n\n`{command}`"
     )
     runs: dict[str, dict[int, dict]] = {row: {} for row in ROWS}
     started = time.perf_counter()
@@ -135,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             results.mkdir(parents=True, exist_ok=True)
             atomic_write_text(results / f"{NAME}.md", text + "\n")
             atomic_write_text(results / f"{NAME}.json", json.dumps(summary, indent=2) + "\n")
+            plot(runs, results / f"{NAME}.png")
     print(table(runs, header), file=sys.stderr)
 
 

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from src.io import atomic_path, atomic_write_text  # noqa: E402
 from src.pipelines.compare import compose_distill  # noqa: E402
-from src.pipelines.distill import RESULTS_FILE, run_distill  # noqa: E402
+from src.pipelines.distill import finished_results, run_distill  # noqa: E402
 
 NAME = "fashion_mnist_ipc10_pruning"
 ROWS = {
@@ -169,14 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for row, overrides in ROWS.items():
             directory = run_dir(out, row, seed)
-            done = directory / RESULTS_FILE
-            if done.exists():
-                runs[row][seed] = json.loads(done.read_text())
-            else:
-                cfg = compose_distill(
-                    [*base, *overrides, f"seed={seed}", f"paths.output_dir={directory}"]
-                )
-                runs[row][seed] = run_distill(cfg)
+            cfg = compose_distill(
+                [*base, *overrides, f"seed={seed}", f"paths.output_dir={directory}"]
+            )
+            done = finished_results(cfg)  # a run of another budget here is an error
+            runs[row][seed] = done if done is not None else run_distill(cfg)
             text = table(runs, header)
             summary = {
                 "command": command,

@@ -12,7 +12,7 @@ from src.errors import CheckpointError, ConfigError, RunInterrupted
 from src.io import load_distilled
 from src.io.checkpoint import RUN_STATE_KEY, last_checkpoint, load_checkpoint
 from src.methods.checkpoint import RunCheckpoint
-from src.pipelines.distill import run_distill
+from src.pipelines.distill import finished_results, run_distill
 from tests.conftest import TINY, compose_cfg
 
 QUIET = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
@@ -147,3 +147,18 @@ def test_compare_with_resume_reuses_finished_runs_and_resumes_the_rest(tmp_path,
     assert [c.loss._target_.rsplit(".", 1)[-1] for c in calls] == ["LorentzCentroidLoss"]
     assert again["summary"]["runs"]["euclidean"] == first["summary"]["runs"]["euclidean"]
     assert all(c.resume == "auto" for c in calls)
+
+
+def test_a_finished_run_is_reused_only_under_the_same_result_settings(tmp_path):
+    out = tmp_path / "done"
+    base = [*TINY, "loss=euclidean", f"paths.output_dir={out}", *QUIET[2:]]
+    assert finished_results(compose_cfg("distill", base)) is None  # nothing finished yet
+    results = run_distill(compose_cfg("distill", base))
+    # How a run is executed or watched does not change its numbers: reused.
+    same = compose_cfg("distill", [*base, "checkpoint.every=7", "method.compile_net=true"])
+    assert finished_results(same) == results
+    # A different budget (or loss, or evaluation) would: refused, naming the setting.
+    for change, key in [("iterations=5", "iterations"), ("eval.epochs=3", "eval.epochs"),
+                        ("loss=lorentz", "loss._target_")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=rf"other settings \(.*{key}"):
+            finished_results(compose_cfg("distill", [*base, change]))

@@ -92,7 +92,7 @@ def run_identity(cfg: DictConfig) -> dict:
 def check_same_run(ckpt: dict, cfg: DictConfig, path: str | Path) -> None:
     """Refuse to resume a checkpoint under settings that would change its result."""
     saved, now = ckpt[RUN_STATE_KEY]["config"], run_identity(cfg)
-    changed = sorted(_differences(saved, now))
+    changed = setting_differences(saved, now)
     if changed:
         raise CheckpointError(
             f"checkpoint '{path}' was made with other settings ({', '.join(changed[:6])}"
@@ -105,8 +105,10 @@ def check_same_run(ckpt: dict, cfg: DictConfig, path: str | Path) -> None:
         )
 
 
-def _differences(a: object, b: object, prefix: str = "") -> list[str]:
+def setting_differences(a: object, b: object, prefix: str = "") -> list[str]:
+    """Sorted dotted keys whose values differ between two nested settings dicts."""
     if isinstance(a, dict) and isinstance(b, dict):
         keys = set(a) | set(b)
-        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+        found = (setting_differences(a.get(k), b.get(k), f"{prefix}{k}.") for k in keys)
+        return sorted(d for diffs in found for d in diffs)
     return [] if a == b else [prefix.rstrip(".")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from src.pipelines.distill import RESULTS_FILE, run_distill
+from src.pipelines.distill import finished_results, run_distill
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -63,11 +62,9 @@ def run_compare(
                     f"eval.random_baseline={'true' if i == 0 else 'false'}",
                 ]
             )
-            done = run_dir / RESULTS_FILE
-            if resume and done.is_file():  # finished by an earlier, interrupted invocation
-                runs[loss].append(json.loads(done.read_text()))
-            else:
-                runs[loss].append(run_distill(cfg))
+            # Finished by an earlier, interrupted invocation (with the same settings)?
+            done = finished_results(cfg) if resume else None
+            runs[loss].append(done if done is not None else run_distill(cfg))
     first = runs[losses[0]]
     rows = [("random real (init)", _pooled(first, "random_real"), None)]
     rows += [

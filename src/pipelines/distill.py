@@ -13,10 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.data import DatasetInfo, RealPool
-from src.errors import NonFiniteLossError, RunInterrupted
+from src.errors import ConfigError, NonFiniteLossError, RunInterrupted
 from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
-from src.io import atomic_write_text, save_distilled
+from src.io import atomic_write_text, metadata_path, save_distilled
 from src.io.checkpoint import (
     RUN_STATE_KEY,
     check_same_run,
@@ -24,6 +24,7 @@ from src.io.checkpoint import (
     load_checkpoint,
     resolve_resume,
     run_identity,
+    setting_differences,
 )
 from src.io.kept import KEPT_FILE, save_kept_indices
 from src.methods.base import SyntheticSetModule, initial_synthetic_set
@@ -47,6 +48,38 @@ from src.viz import save_image_grid
 
 DISTILLED_FILE = "distilled.safetensors"
 RESULTS_FILE = "results.json"
+# Settings that leave a finished run's numbers as they are: where it wrote, how it ran and
+# was watched (unlike a resumption, a finished result also depends on eval and iterations).
+NOT_RESULT_SETTINGS = (
+    "paths", "trainer", "logger", "resume", "checkpoint", "geometry", "hydra", "grid_every",
+    "method.compile_net",
+)  # fmt: skip
+
+
+def finished_results(cfg: DictConfig) -> dict | None:
+    """The results of the finished run in ``cfg``'s output_dir (None if it has not finished).
+
+    Raises ConfigError when that run was made with other result-defining settings, so a
+    benchmark that reuses finished runs never mixes budgets.
+    """
+    out = Path(cfg.paths.output_dir)
+    done, meta = out / RESULTS_FILE, metadata_path(out / DISTILLED_FILE)
+    if not done.is_file():
+        return None
+    saved = json.loads(meta.read_text()).get("config", {}) if meta.is_file() else {}
+    now = OmegaConf.to_container(cfg, resolve=True)
+    changed = [
+        key
+        for key in setting_differences(saved, now)
+        if not any(key == s or key.startswith(s + ".") for s in NOT_RESULT_SETTINGS)
+    ]
+    if changed:
+        raise ConfigError(
+            f"'{out}' holds a finished run made with other settings "
+            f"({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}): "
+            "choose another output directory"
+        )
+    return json.loads(done.read_text())
 
 
 def method_label(method: str, loss: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -31,12 +32,9 @@ def dm_rows(results: Path, seeds: list[str]) -> list[str]:
         if [str(run["seed"])] != seeds:  # only rows that share every seed are comparable
             continue
         accs = run["distilled"]["accuracies"]
-        mean = sum(accs) / len(accs)
-        std = (sum((a - mean) ** 2 for a in accs) / len(accs)) ** 0.5
+        cell = f"{statistics.fmean(accs):.2f} ± {statistics.pstdev(accs):.2f}"  # as src.compare
         secs = f"{run['distill_seconds']:.0f}"
-        rows.append(
-            f"| {label} (from `{path.name}`) | {mean:.2f} ± {std:.2f} | {len(accs)} | {secs} |"
-        )
+        rows.append(f"| {label} (from `{path.name}`) | {cell} | {len(accs)} | {secs} |")
     return rows
 
 
@@ -47,10 +45,7 @@ def step_ratio_line(results: Path) -> str | None:
         return None
     seconds = json.loads(path.read_text())["seconds"]
 
-    def median(xs: list[float]) -> float:
-        return sorted(xs)[len(xs) // 2]
-
-    med = {name: median(xs) for name, xs in seconds.items()}
+    med = {name: statistics.median(xs) for name, xs in seconds.items()}
     if "IDM" not in med or "DM" not in med:
         return None
     return (

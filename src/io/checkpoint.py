@@ -14,12 +14,15 @@ from src.errors import CheckpointError
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 RUN_STATE_KEY = "hdd_run_state"  # our part of a Lightning checkpoint
-# Settings that may change between a run and its resumption: where it writes, how it runs
-# and is watched, and how long it goes on (a run can be extended).
-RESUMABLE_CHANGES = (
-    "paths", "trainer", "logger", "resume", "checkpoint", "eval", "geometry", "iterations",
-    "hydra", "grid_every",
+# Settings that leave a run's numbers as they are: where it writes, how it runs and is
+# watched. A finished result may be reused across changes of these.
+EXECUTION_SETTINGS = (
+    "paths", "trainer", "logger", "resume", "checkpoint", "geometry", "hydra", "grid_every",
+    "method.compile_net",
 )  # fmt: skip
+# A resumption may also change how long the run goes on (it can be extended) and how it is
+# evaluated.
+RESUMABLE_CHANGES = (*EXECUTION_SETTINGS, "eval", "iterations")
 
 
 def last_checkpoint(output_dir: str | Path) -> Path:
@@ -92,7 +95,7 @@ def run_identity(cfg: DictConfig) -> dict:
 def check_same_run(ckpt: dict, cfg: DictConfig, path: str | Path) -> None:
     """Refuse to resume a checkpoint under settings that would change its result."""
     saved, now = ckpt[RUN_STATE_KEY]["config"], run_identity(cfg)
-    changed = setting_differences(saved, now)
+    changed = setting_differences(saved, now, ignore=RESUMABLE_CHANGES)
     if changed:
         raise CheckpointError(
             f"checkpoint '{path}' was made with other settings ({', '.join(changed[:6])}"
@@ -105,10 +108,18 @@ def check_same_run(ckpt: dict, cfg: DictConfig, path: str | Path) -> None:
         )
 
 
-def setting_differences(a: object, b: object, prefix: str = "") -> list[str]:
-    """Sorted dotted keys whose values differ between two nested settings dicts."""
+def setting_differences(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Sorted dotted keys whose values differ between two nested settings dicts.
+
+    Keys in ``ignore`` (dotted, e.g. ``method.compile_net``) and everything under them are
+    left out.
+    """
+    changed = _differences(a, b)
+    return sorted(d for d in changed if not any(d == k or d.startswith(k + ".") for k in ignore))
+
+
+def _differences(a: object, b: object, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = set(a) | set(b)
-        found = (setting_differences(a.get(k), b.get(k), f"{prefix}{k}.") for k in keys)
-        return sorted(d for diffs in found for d in diffs)
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]

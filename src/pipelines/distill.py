@@ -18,6 +18,7 @@ from src.evaluation import EvalResult
 from src.evaluation.callback import PeriodicEvaluation
 from src.io import atomic_write_text, metadata_path, save_distilled
 from src.io.checkpoint import (
+    EXECUTION_SETTINGS,
     RUN_STATE_KEY,
     check_same_run,
     last_checkpoint,
@@ -48,12 +49,6 @@ from src.viz import save_image_grid
 
 DISTILLED_FILE = "distilled.safetensors"
 RESULTS_FILE = "results.json"
-# Settings that leave a finished run's numbers as they are: where it wrote, how it ran and
-# was watched (unlike a resumption, a finished result also depends on eval and iterations).
-NOT_RESULT_SETTINGS = (
-    "paths", "trainer", "logger", "resume", "checkpoint", "geometry", "hydra", "grid_every",
-    "method.compile_net",
-)  # fmt: skip
 
 
 def finished_results(cfg: DictConfig) -> dict | None:
@@ -68,11 +63,7 @@ def finished_results(cfg: DictConfig) -> dict | None:
         return None
     saved = json.loads(meta.read_text()).get("config", {}) if meta.is_file() else {}
     now = OmegaConf.to_container(cfg, resolve=True)
-    changed = [
-        key
-        for key in setting_differences(saved, now)
-        if not any(key == s or key.startswith(s + ".") for s in NOT_RESULT_SETTINGS)
-    ]
+    changed = setting_differences(saved, now, ignore=EXECUTION_SETTINGS)
     if changed:
         raise ConfigError(
             f"'{out}' holds a finished run made with other settings "

@@ -42,14 +42,24 @@ ROWS = {
     "hyperbolic 0.5": ["prune=hyperbolic", "prune.keep_ratio=0.5"],
     "hyperbolic 0.1": ["prune=hyperbolic", "prune.keep_ratio=0.1"],
 }
-TABLE_ORDER = [
-    "none (1.0)",
-    "hyperbolic 0.5",
-    "hyperbolic 0.2",
-    "hyperbolic 0.1",
-    "random 0.2",
-    "euclidean 0.2",
-]
+
+
+# (criterion, kept ratio) of each row, for the plot; "none" is every criterion at ratio 1.
+RATIOS = {
+    "none (1.0)": ("none", 1.0),
+    "hyperbolic 0.5": ("hyperbolic", 0.5),
+    "hyperbolic 0.2": ("hyperbolic", 0.2),
+    "hyperbolic 0.1": ("hyperbolic", 0.1),
+    "random 0.2": ("random", 0.2),
+    "euclidean 0.2": ("euclidean", 0.2),
+}
+
+
+def seed_accuracies(done: dict[int, dict]) -> tuple[list[float], float, float]:
+    """Per-seed mean accuracies of one row, their mean and their sample std."""
+    means = [done[s]["distilled"]["mean"] for s in sorted(done)]
+    std = statistics.stdev(means) if len(means) > 1 else 0.0
+    return means, statistics.fmean(means), std
 
 
 def run_dir(out: Path, row: str, seed: int) -> Path:
@@ -66,30 +76,18 @@ def table(runs: dict[str, dict[int, dict]], header: str) -> str:
         "| pruning | kept per class | accuracy (%), mean ± std over seeds | per seed | seeds |",
         "|---|---|---|---|---|",
     ]
-    for row in TABLE_ORDER:
+    for row in RATIOS:
         done = runs.get(row, {})
         if not done:
             lines.append(f"| {row} | — | not run | — | 0 |")
             continue
-        means = [done[s]["distilled"]["mean"] for s in sorted(done)]
-        std = statistics.stdev(means) if len(means) > 1 else 0.0
+        means, mean, std = seed_accuracies(done)
         kept = done[min(done)].get("kept_per_class")
         kept_text = "all" if kept is None else f"{min(kept)}–{max(kept)}"
         per_seed = " / ".join(f"{m:.2f}" for m in means)
-        cell = f"{statistics.fmean(means):.2f} ± {std:.2f}"
+        cell = f"{mean:.2f} ± {std:.2f}"
         lines.append(f"| {row} | {kept_text} | {cell} | {per_seed} | {len(means)} |")
     return "\n".join(lines)
-
-
-# (criterion, kept ratio) of each row, for the plot; "none" is every criterion at ratio 1.
-RATIOS = {
-    "none (1.0)": ("none", 1.0),
-    "hyperbolic 0.5": ("hyperbolic", 0.5),
-    "hyperbolic 0.2": ("hyperbolic", 0.2),
-    "hyperbolic 0.1": ("hyperbolic", 0.1),
-    "random 0.2": ("random", 0.2),
-    "euclidean 0.2": ("euclidean", 0.2),
-}
 
 
 def plot(runs: dict[str, dict[int, dict]], path: Path) -> Path:
@@ -106,11 +104,9 @@ def plot(runs: dict[str, dict[int, dict]], path: Path) -> Path:
     curve: list[tuple[float, float]] = []
     for row, (criterion, ratio) in RATIOS.items():
         done = runs.get(row, {})
-        means = [done[s]["distilled"]["mean"] for s in sorted(done)]
-        if not means:
+        if not done:
             continue
-        mean = statistics.fmean(means)
-        std = statistics.stdev(means) if len(means) > 1 else 0.0
+        means, mean, std = seed_accuracies(done)
         color, label, shift = styles[criterion]
         x = ratio * shift
         label = None if label in labelled else label

@@ -44,7 +44,8 @@ ROWS = {
 }
 
 
-# (criterion, kept ratio) of each row, for the plot; "none" is every criterion at ratio 1.
+# The rows in table order, each with its (criterion, kept ratio) for the plot ("none" is
+# every criterion at ratio 1).
 RATIOS = {
     "none (1.0)": ("none", 1.0),
     "hyperbolic 0.5": ("hyperbolic", 0.5),

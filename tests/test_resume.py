@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 
@@ -91,6 +92,44 @@ def test_sigterm_after_the_checkpoint_check_still_saves_that_iteration(tmp_path,
     run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto")))
     a = load_distilled(whole / "distilled.safetensors").images
     assert torch.equal(load_distilled(out / "distilled.safetensors").images, a)
+
+
+def _metrics_rows(out) -> list[dict]:
+    with open(out / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _crash_at(monkeypatch, iteration: int) -> None:
+    """Raise an error once ``iteration`` has finished, before its checkpoint is written."""
+    original = RunCheckpoint.on_train_batch_end
+
+    def hook(self, trainer, pl_module, *args):
+        if pl_module.completed_iterations == iteration:
+            raise RuntimeError("simulated crash")
+        original(self, trainer, pl_module, *args)
+
+    monkeypatch.setattr(RunCheckpoint, "on_train_batch_end", hook)
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "crash"])
+def test_a_resumed_run_continues_its_metrics_file(tmp_path, monkeypatch, stop):
+    logged = ["logger=csv", "trainer.log_every_n_steps=1"]
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", tmp_path / "whole", *logged)))
+    out = tmp_path / "split"
+    with monkeypatch.context() as m:
+        if stop == "sigterm":  # checkpoint at 3, rows up to there
+            _sigterm_at(m, 3)
+        else:  # last checkpoint at 4 (every 2), rows logged up to 4: that row is redone
+            _crash_at(m, 6)
+        with pytest.raises((RunInterrupted, RuntimeError)):
+            run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, *logged)))
+    logged_steps = {int(r["step"]) for r in _metrics_rows(out)}
+    assert max(logged_steps) == (2 if stop == "sigterm" else 4), logged_steps
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, *logged, "resume=auto")))
+    # One row per iteration, none lost or repeated, with the uninterrupted run's losses.
+    rows = _metrics_rows(out)
+    assert [r["step"] for r in rows if r["train/loss"]] == [str(i) for i in range(7)]
+    assert rows == _metrics_rows(tmp_path / "whole")
 
 
 def test_resume_restores_the_pruned_pool_without_rescoring(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ from src.io.checkpoint import (
     run_identity,
     setting_differences,
 )
+from src.io.csv_logger import ResumableCSVLogger
 from src.io.kept import KEPT_FILE, save_kept_indices
 from src.methods.base import SyntheticSetModule, initial_synthetic_set
 from src.methods.checkpoint import RunCheckpoint
@@ -106,12 +107,14 @@ def run_distill(cfg: DictConfig) -> dict:
         baseline = initial_synthetic_set(pool, cfg.ipc, "real", make_generator(cfg.seed, "init"))
     pruner = instantiate(cfg.prune, "prune")
     resume_from = resolve_resume(cfg.resume, out)
+    resumed_at = None
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from)
         check_same_run(ckpt, cfg, resume_from)
         state = ckpt[RUN_STATE_KEY]
         kept = state["kept"]  # the pruned pool of the interrupted run, not a re-scoring
-        print(f"resuming from {resume_from} after iteration {state['completed_iterations']}")
+        resumed_at = int(state["completed_iterations"])
+        print(f"resuming from {resume_from} after iteration {resumed_at}")
         del ckpt
     else:
         kept = prune_pool(cfg, info, pool, pruner)
@@ -126,7 +129,10 @@ def run_distill(cfg: DictConfig) -> dict:
         evaluate = build_evaluator(cfg, info, test_pool, module.augment)
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     loggers = build_loggers(cfg.get("logger"))
-    for logger in loggers:  # the resolved config, so a dashboard can filter and group runs
+    for logger in loggers:
+        if resumed_at is not None and isinstance(logger, ResumableCSVLogger):
+            logger.resume_at(resumed_at)  # the metrics of the first part stay in its file
+        # The resolved config, so a dashboard can filter and group runs.
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     checkpoint = RunCheckpoint(last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), kept)
     trainer = L.Trainer(
@@ -237,6 +243,8 @@ def log_results(loggers: list, results: dict, step: int) -> None:
             r = results[key]
             metrics |= {f"final/{key}_acc_mean": r["mean"], f"final/{key}_acc_std": r["std"]}
             metrics |= {f"final/{key}_acc_net{i}": a for i, a in enumerate(r["accuracies"])}
+    if not metrics:
+        return  # nothing was evaluated: no empty row
     for logger in loggers:
         logger.log_metrics(metrics, step=step)
         logger.save()

@@ -14,13 +14,13 @@ from src.models import build_model
 from src.rng import make_generator
 
 
-def _module(pool, info, loss, seed=0, ipc=2, lr_img=1.0, iterations=40, width=8):
+def _module(pool, info, loss, seed=0, ipc=2, lr_img=1.0, iterations=40, width=8, **kwargs):
     def factory():
         return build_model("convnet", info.channels, info.num_classes, info.im_size, width=width)
 
     return DistillModule(
         pool, factory, loss, DSA(), ipc=ipc, iterations=iterations, batch_real=16,
-        lr_img=lr_img, seed=seed,
+        lr_img=lr_img, seed=seed, **kwargs,
     )  # fmt: skip
 
 
@@ -86,15 +86,53 @@ def test_init_real_uses_real_images_of_each_class_and_noise_is_gaussian(fmnist_t
     assert abs(noise.mean().item()) < 0.01 and abs(noise.std().item() - 1.0) < 0.01
 
 
-def test_one_batched_forward_for_real_and_one_for_synthetic(fmnist_train):
-    info, pool = fmnist_train
-    module = _module(pool, info, EuclideanMeanLoss())
+def _forward_sizes_and_losses(pool, info, **kwargs) -> tuple[list[int], torch.Tensor]:
+    """Batch sizes of every embedding forward of one step, and that step's class losses."""
+    module = _module(pool, info, LorentzCentroidLoss(), **kwargs)
     module.setup("fit")
     sizes = []
     embed = module.embed  # what the step calls: net.embed, or its compiled version
     module.embed = lambda x: sizes.append(len(x)) or embed(x)
-    module.class_losses()
-    assert sizes == [10 * 16, 10 * 2]
+    with torch.no_grad():
+        return sizes, module.class_losses()
+
+
+def test_one_forward_for_all_classes_real_images_chunked_on_a_cpu(fmnist_train):
+    from src.methods.base import CPU_EMBED_CHUNK
+
+    info, pool = fmnist_train
+    whole, expected = _forward_sizes_and_losses(pool, info, embed_chunk=10**6)
+    assert whole == [10 * 16, 10 * 2]  # all classes at once, real then synthetic
+    # auto on a CPU: the real images in cache-sized chunks; 7: any size, a short last chunk.
+    for chunk, sizes in ((7, [7] * 22 + [6]), ("auto", [CPU_EMBED_CHUNK] * 5)):
+        got, losses = _forward_sizes_and_losses(pool, info, embed_chunk=chunk)
+        assert got == [*sizes, 10 * 2]
+        torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_embed_chunk_never_changes_batch_norm_statistics(fmnist_train):
+    info, pool = fmnist_train
+
+    def module(embed_chunk):
+        def factory():
+            return build_model("convnet_bn", 1, 10, (28, 28), width=4)
+
+        m = DistillModule(pool, factory, EuclideanMeanLoss(), DSA(), ipc=1, iterations=1,
+                          batch_real=16, embed_chunk=embed_chunk)  # fmt: skip
+        m.setup("fit")
+        return m
+
+    sizes = []
+    m = module("auto")  # train-mode BatchNorm: one forward, whatever the device
+    embed = m.embed
+    m.embed = lambda x: sizes.append(len(x)) or embed(x)
+    m.class_losses()
+    assert sizes == [10 * 16, 10]
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        module(8).class_losses()
+    for bad in (0, -3, "some", True):
+        with pytest.raises(ConfigError, match="embed_chunk"):
+            module(bad)
 
 
 def test_non_finite_loss_stops_before_the_images_change(fmnist_train):

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig
 
 from src.data import DatasetInfo, get_dataset_info
 from src.errors import CheckpointError, ConfigError
-from src.methods.base import INITS
+from src.methods.base import INITS, check_embed_chunk
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -135,6 +135,7 @@ def _method(m: DictConfig, p: Problems) -> None:
     p.int_at_least(m.get("factor", 1), "method.factor", 1)
     if "compile_net" in m:
         p.one_of(m.compile_net, "method.compile_net", (True, False, "auto"))
+    p.attempt(lambda: check_embed_chunk(m.get("embed_chunk", "auto")))
     if m.name == "idm":
         for key in ("net_num", "net_generate_interval", "train_net_num", "trained_bs"):
             p.int_at_least(m[key], f"method.{key}", 1)

@@ -2,11 +2,12 @@
 
 ``python -m bench [--ipc 10] [--batch-real 256] [--iterations 5] [--eval-epochs 30] [--out DIR]``
 
-- distill step: a Lightning step of ``DistillModule`` vs a per-class baseline written here
-  the way the field's scripts do it (a Python loop over classes, one small forward per
-  class, float32 real data on the device), for both losses; HDD's overhead (the two losses
-  timed alternately on the same features, relative to the step); our step
-  with the real images in one forward vs in ``embed_chunk`` chunks;
+- distill step: an iteration of ``DistillModule`` vs a per-class baseline written here the
+  way the field's scripts do it (a Python loop over classes, one small forward per class,
+  float32 real data on the device), for both losses, eager and compiled, and ours with the
+  real images in one forward vs in ``embed_chunk`` chunks; all variants alternate per
+  iteration; HDD's overhead (the two losses timed alternately on the same features,
+  relative to the step);
 - evaluation: ``evaluate_set`` with one network vs a plain PyTorch loop of the same
   protocol (steps, batches, DSA, SGD, step decay, test pass), and N networks trained
   together vs N sequential runs, and one step of N networks as a loop vs ``torch.vmap``;
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import math
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,7 +43,7 @@ from src.io import atomic_write_text
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.models import build_model, init_weights_
 from src.pipelines.compare import compose_distill
-from src.pipelines.components import load_data
+from src.pipelines.components import build_method, load_data
 from src.rng import make_generator
 
 
@@ -54,10 +57,8 @@ def dataset_cfg(name: str) -> DictConfig:
     return compose_distill([f"dataset={name}", "paths.output_dir=x"]).dataset
 
 
-def per_class_baseline(
-    dataset: str, ipc: int, batch_real: int, loss_name: str, iterations: int, warmup: int
-) -> list[float]:
-    """Seconds per iteration of DM written as the field's scripts do (one class at a time)."""
+def per_class_step(dataset: str, ipc: int, batch_real: int, loss_name: str) -> Callable[[], None]:
+    """One DM iteration written as the field's scripts do (one class at a time), as a closure."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     info, pool = load_data(dataset_cfg(dataset))
     # The scripts keep the whole training set as normalised float32 on the device.
@@ -70,10 +71,8 @@ def per_class_baseline(
     augment = DSA()
     opt = torch.optim.SGD([syn], lr=1.0, momentum=0.5)
     gen, gen_net = make_generator(0, "bench"), make_generator(0, "bench-net", device)
-    times = []
-    for it in range(warmup + iterations):
-        _sync(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         init_weights_(net, gen_net)
         loss = torch.zeros((), device=device)
         for c, x in enumerate(by_class):
@@ -87,9 +86,51 @@ def per_class_baseline(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _sync(device)
-        if it >= warmup:
-            times.append(time.perf_counter() - start)
+
+    return step
+
+
+def our_step(loss: str, overrides: list[str]) -> Callable[[], None]:
+    """One iteration of our ``DistillModule`` (its training step, backward and SGD step).
+
+    Driven directly rather than by a Trainer, so that variants can alternate; Lightning's
+    own loop adds about a millisecond to a step of seconds.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = compose_distill(["method=dm", f"loss={loss}", *overrides, "paths.output_dir=x"])
+    info, pool = load_data(cfg.dataset)
+    module = build_method(cfg, info, pool).to(device)
+    module.log = lambda *args, **kwargs: None  # no Trainer to log to
+    module.setup("fit")
+    opt = module.configure_optimizers()
+    iteration = itertools.count()
+
+    def step() -> None:
+        out = module.training_step(next(iteration), 0)
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+
+    return step
+
+
+def alternate(
+    steps: dict[str, Callable[[], None]], iterations: int, warmup: int
+) -> dict[str, list[float]]:
+    """Seconds per iteration of every variant, run in turn each round (warm-up rounds dropped).
+
+    Alternating gives every variant the same share of a machine whose speed drifts.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(warmup + iterations):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -233,34 +274,36 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[tuple[str, str, str]] = []
     raw: dict = {}
 
-    # Distill step, both losses: ours (Lightning step; eager and torch.compile'd embedding,
-    # compile time excluded as warm-up) vs the per-class baseline.
+    # Distill step, both losses: the per-class baseline and our step (eager, torch.compile'd
+    # embedding, and eager with the real images in one forward), alternated per iteration;
+    # compile time falls into the warm-up.
+    steps: dict[str, Callable[[], None]] = {}
+    for loss in ("euclidean", "lorentz"):
+        steps[f"{loss}/per_class"] = per_class_step(args.dataset, args.ipc, args.batch_real, loss)
+        for compiled in ("false", "true"):
+            steps[f"{loss}/compile_{compiled}"] = our_step(
+                loss, [*common, f"method.compile_net={compiled}"]
+            )
+    one_forward = [*common, "method.compile_net=false", "method.embed_chunk=1000000"]
+    steps["euclidean/one_real_forward"] = our_step("euclidean", one_forward)
+    times = alternate(steps, args.iterations, max(args.warmup, 1))
+    del steps
+    raw["distill"] = times
     ours: dict[tuple[str, str], float] = {}
     for loss in ("euclidean", "lorentz"):
-        base = per_class_baseline(
-            args.dataset, args.ipc, args.batch_real, loss, args.iterations, args.warmup
-        )
-        raw[f"distill_{loss}"] = {"per_class": base}
-        for compiled in ("false", "true"):
-            extra = [*common, f"method.compile_net={compiled}"]
-            mine = time_variant("dm", loss, args.iterations, max(args.warmup, 1), extra)
-            ours[loss, compiled] = med(mine)
-            raw[f"distill_{loss}"][f"ours_compile_{compiled}"] = mine
-            kind = "compiled" if compiled == "true" else "eager"
+        base = med(times[f"{loss}/per_class"])
+        for compiled, kind in (("false", "eager"), ("true", "compiled")):
+            ours[loss, compiled] = mine = med(times[f"{loss}/compile_{compiled}"])
             rows.append((f"distill step, {loss}: per-class / ours ({kind})",
-                         f"{med(base):.3f} s / {med(mine):.3f} s",
-                         f"**{med(base) / med(mine):.2f}x** (target >= 1.5x)"))  # fmt: skip
-    # What embed_chunk=auto (real images 32 at a time on a CPU) gains over one forward.
-    one_forward = [*common, "method.compile_net=false", "method.embed_chunk=1000000"]
-    whole = time_variant("dm", "euclidean", args.iterations, max(args.warmup, 1), one_forward)
-    raw["distill_euclidean"]["ours_one_real_forward"] = whole
-    chunked = ours["euclidean", "false"]
+                         f"{base:.3f} s / {mine:.3f} s",
+                         f"**{base / mine:.2f}x** (target >= 1.5x)"))  # fmt: skip
+    whole, chunked = med(times["euclidean/one_real_forward"]), ours["euclidean", "false"]
     rows.append(("distill step, euclidean, eager: real images in one forward / in chunks (auto)",
-                 f"{med(whole):.3f} s / {chunked:.3f} s",
-                 f"**{med(whole) / chunked:.2f}x** (above 1x chunking pays)"))  # fmt: skip
+                 f"{whole:.3f} s / {chunked:.3f} s",
+                 f"**{whole / chunked:.2f}x** (above 1x chunking pays)"))  # fmt: skip
     for compiled, kind in (("false", "eager"), ("true", "compiled")):
         lor, euc = ours["lorentz", compiled], ours["euclidean", compiled]
-        rows.append((f"DM+HDD step vs DM step, {kind} (two runs: noisy)",
+        rows.append((f"DM+HDD step vs DM step, {kind}",
                      f"{lor:.3f} s vs {euc:.3f} s",
                      f"{100 * (lor / euc - 1):+.1f}%"))  # fmt: skip
     # The overhead itself, paired: both losses on the same features, alternated.
@@ -321,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [
         f"Command: `{command.strip()}`  ",
-        f"{args.dataset}, IPC {args.ipc}, batch_real {args.batch_real}, ConvNet; median of "
+        f"{args.dataset}, IPC {args.ipc}, batch_real {args.batch_real}, ConvNet; distill variants "
+        f"alternate per iteration; median of "
         f"{args.iterations} iterations after {args.warmup} warm-up; machine: "
         f"{cuda or platform.processor() or platform.machine()}, {torch.get_num_threads()} threads.",
         "",

@@ -8,6 +8,8 @@
   real images in one forward vs in ``embed_chunk`` chunks; all variants alternate per
   iteration; HDD's overhead (the two losses timed alternately on the same features,
   relative to the step);
+- training step: a ConvNet's forward and backward on evaluation's batch and on IDM's
+  256-image pool batch, whole vs in ``train_chunk`` pieces;
 - evaluation: ``evaluate_set`` with one network vs a plain PyTorch loop of the same
   protocol (steps, batches, DSA, SGD, step decay, test pass), and N networks trained
   together vs N sequential runs, and one step of N networks as a loop vs ``torch.vmap``;
@@ -42,6 +44,7 @@ from src.evaluation import evaluate_set
 from src.io import atomic_write_text
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.models import build_model, init_weights_
+from src.models.chunks import CPU_TRAIN_CHUNK, cross_entropy_backward, resolve_chunk
 from src.pipelines.compare import compose_distill
 from src.pipelines.components import build_method, load_data
 from src.rng import make_generator
@@ -244,6 +247,31 @@ def stacked_vs_loop(
     return times
 
 
+def training_steps(
+    images: torch.Tensor, labels: torch.Tensor, info, batch_sizes: list[int]
+) -> dict[str, Callable[[], None]]:
+    """A ConvNet's forward and backward (no optimiser step) per batch size, two ways.
+
+    The whole batch at once (the field's scripts) and in ``train_chunk=auto`` pieces (our
+    evaluation and IDM pool networks); to be alternated.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = build_model("convnet", info.channels, info.num_classes, info.im_size).to(device)
+    steps: dict[str, Callable[[], None]] = {}
+    for n in batch_sizes:
+        x, y = images[:n].to(device), labels[:n].to(device)
+        auto = resolve_chunk("auto", "train_chunk", net, device, CPU_TRAIN_CHUNK)
+        for kind, chunk in (("whole", None), ("pieces", auto)):
+
+            def step(x=x, y=y, chunk=chunk) -> None:
+                net.zero_grad(set_to_none=True)
+                cross_entropy_backward(net, x, y, chunk)
+                _sync(device)
+
+            steps[f"{n}/{kind}"] = step
+    return steps
+
+
 def time_evaluate(images, labels, test_pool, info, epochs: int, num_models: int) -> float:
     """Seconds of ``evaluate_set`` (our EvalModule) for ``num_models`` networks."""
     start = time.perf_counter()
@@ -321,6 +349,20 @@ def main(argv: list[str] | None = None) -> None:
     _, test_pool = load_data(dataset_cfg(args.dataset), train=False)
     idx = pool.random_per_class(args.ipc, make_generator(0, "bench-eval")).flatten()
     images, labels = pool.get(idx), pool.labels[idx]
+    # A training step in pieces (evaluation's batch, and IDM's 256-image pool batches).
+    eval_batch = min(256, len(images))
+    batches = sorted({eval_batch, 256})
+    train_idx = pool.random_per_class(
+        math.ceil(256 / info.num_classes), make_generator(0, "bench-train")
+    )
+    train_x, train_y = pool.get(train_idx.flatten()), pool.labels[train_idx.flatten()]
+    train_times = alternate(training_steps(train_x, train_y, info, batches), 2 * args.iterations, 1)
+    for n in batches:
+        whole, pieces = med(train_times[f"{n}/whole"]), med(train_times[f"{n}/pieces"])
+        rows.append((f"training step of a ConvNet, {n} images: whole batch / pieces (auto)",
+                     f"{whole:.3f} s / {pieces:.3f} s",
+                     f"**{whole / pieces:.2f}x** (above 1x pieces pay)"))  # fmt: skip
+    raw["train_step"] = train_times
     time_evaluate(images, labels, test_pool, info, 2, 1)  # warm-up
     one = time_evaluate(images, labels, test_pool, info, args.eval_epochs, 1)
     plain = plain_eval_loop(images, labels, test_pool, info, args.eval_epochs, 0)

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from src.augment import DSA
 from src.data import RealPool
 from src.models import init_weights_
+from src.models.chunks import CPU_TRAIN_CHUNK, check_chunk, cross_entropy_backward, resolve_chunk
 from src.rng import make_generator
 
 
@@ -23,8 +23,10 @@ class EvalModule(L.LightningModule):
     The schedule is counted in optimizer steps: ``epochs * ceil(N / batch_size)``
     steps, learning rate x0.1 after half of them, so a 100-image set trained for
     1000 epochs costs 1000 steps and no per-epoch framework work. Each network
-    sees its own shuffling and its own DSA draws; their losses are summed into
-    one backward pass, which trains them exactly as separately.
+    sees its own shuffling and its own DSA draws, and has its own parameters, so
+    one optimiser over all of them trains them exactly as separately. On a CPU a
+    network's batch goes forward and backward ``train_chunk`` images at a time,
+    its gradients accumulating into the whole batch's.
     """
 
     def __init__(
@@ -42,8 +44,10 @@ class EvalModule(L.LightningModule):
         batch_size: int = 256,
         test_batch_size: int = 1024,
         seed: int = 0,
+        train_chunk: int | str = "auto",
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False  # for the chunked backward
         self.register_buffer("images", images.detach().clone().float())
         self.register_buffer("labels", labels.detach().clone().long())
         self.test_pool = test_pool
@@ -54,6 +58,7 @@ class EvalModule(L.LightningModule):
         self.steps_per_epoch = math.ceil(len(images) / self.batch_size)
         self.total_steps = epochs * self.steps_per_epoch
         self.seed = seed
+        self.train_chunk = check_chunk(train_chunk, "eval.train_chunk")
         init = make_generator(seed, "eval-init")
         self.nets = nn.ModuleList(init_weights_(model_factory(), init) for _ in range(num_models))
         self.test_accuracies: list[float] = []
@@ -88,17 +93,26 @@ class EvalModule(L.LightningModule):
             self._order = keys.argsort(dim=1).to(self.device)
         return self._order[:, position * self.batch_size : (position + 1) * self.batch_size]
 
-    def training_step(self, step: Tensor, batch_idx: int) -> Tensor:
-        """Sum of the networks' cross-entropies on their own augmented batches."""
+    def training_step(self, step: Tensor, batch_idx: int) -> None:
+        """One SGD step of every network on the cross-entropy of its own augmented batch."""
+        opt = self.optimizers()
+        opt.zero_grad()
         order = self._batch_indices(int(batch_idx))
         loss = self.images.new_zeros(())
         for net, idx in zip(self.nets, order, strict=True):
             x = self.images[idx]
             if self.augment is not None:
                 x = self.augment(x, self.gen_augment)
-            loss = loss + F.cross_entropy(net(x), self.labels[idx])
-        self.log("eval/train_loss", loss.detach() / len(self.nets), prog_bar=True)
-        return loss
+            chunk = resolve_chunk(
+                self.train_chunk, "eval.train_chunk", net, self.device, CPU_TRAIN_CHUNK
+            )
+            net_loss, _ = cross_entropy_backward(
+                net, x, self.labels[idx], chunk, self.manual_backward
+            )
+            loss = loss + net_loss
+        opt.step()
+        self.lr_schedulers().step()
+        self.log("eval/train_loss", loss / len(self.nets), prog_bar=True)
 
     def test_dataloader(self) -> DataLoader:
         """Chunks of test-set indices."""

@@ -57,6 +57,7 @@ def evaluate_set(
     trainer_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
     factor: int = 1,
+    train_chunk: int | str = "auto",
 ) -> EvalResult:
     """Train ``num_models`` fresh networks on (images, labels) by SPEC 7 and test them.
 
@@ -76,6 +77,7 @@ def evaluate_set(
         weight_decay=weight_decay,
         batch_size=batch_size,
         seed=seed,
+        train_chunk=train_chunk,
     )
     kwargs = dict(trainer_kwargs or {})
     kwargs.pop("strategy", None)  # one device suffices for a tiny set

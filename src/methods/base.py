@@ -15,27 +15,10 @@ from src.data.factorize import expand, pack
 from src.errors import CheckpointError, ConfigError, NonFiniteLossError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.matching import MatchingLoss
+from src.models.chunks import CPU_EMBED_CHUNK, check_chunk, resolve_chunk
 from src.rng import make_generator
 
 INITS = ("real", "noise")
-# Real images embedded at a time on a CPU under embed_chunk=auto: a chunk's feature maps
-# (32 x 128 x 32 x 32 floats, 16 MiB) stay in the last-level cache, which makes the no-grad
-# real pass about twice as fast as one forward of the whole batch (bench/results/suite.md).
-CPU_EMBED_CHUNK = 32
-
-
-def check_embed_chunk(value: int | str) -> int | str:
-    """``embed_chunk`` if it is ``auto`` or a positive int, else ConfigError."""
-    if value != "auto" and not (
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    ):
-        raise ConfigError(f"method.embed_chunk must be auto or an int >= 1, got {value!r}")
-    return value
-
-
-def batch_dependent(net: nn.Module) -> bool:
-    """Whether ``net``'s output for one sample depends on the rest of its batch (train-mode BN)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
 
 
 def initial_synthetic_set(
@@ -128,7 +111,7 @@ class SyntheticSetModule(L.LightningModule):
         self.seed = seed
         self.method_name = name
         self.factor = factor
-        self.embed_chunk = check_embed_chunk(embed_chunk)
+        self.embed_chunk = check_chunk(embed_chunk, "method.embed_chunk")
         images, labels = initial_synthetic_set(
             pool, ipc, init, make_generator(seed, "init"), factor
         )
@@ -196,15 +179,9 @@ class SyntheticSetModule(L.LightningModule):
 
     def real_chunk(self, net: nn.Module) -> int | None:
         """How many real images to embed at a time under ``net`` (None: all at once)."""
-        if self.embed_chunk == "auto":
-            on_cpu = self.device.type == "cpu"
-            return CPU_EMBED_CHUNK if on_cpu and not batch_dependent(net) else None
-        if batch_dependent(net):
-            raise ConfigError(
-                "method.embed_chunk would change the batch statistics of the network's "
-                "BatchNorm layers: use embed_chunk=auto or a model without batch norm"
-            )
-        return self.embed_chunk
+        return resolve_chunk(
+            self.embed_chunk, "method.embed_chunk", net, self.device, CPU_EMBED_CHUNK
+        )
 
     def match(
         self,

@@ -30,6 +30,7 @@ from src.errors import CheckpointError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.methods.base import SyntheticSetModule
 from src.models import init_weights_
+from src.models.chunks import CPU_TRAIN_CHUNK, check_chunk, cross_entropy_backward, resolve_chunk
 from src.rng import make_generator
 
 INITIAL_NETS = 3
@@ -93,14 +94,18 @@ class NetPool(nn.Module):
         self.correct = [0] * len(self.nets)
         self.seen = [0] * len(self.nets)
 
-    def train_step(self, i: int, x: Tensor, y: Tensor) -> None:
-        """One SGD step of network ``i`` on a real batch; accumulates its accuracy."""
+    def train_step(self, i: int, x: Tensor, y: Tensor, chunk: int | str = "auto") -> None:
+        """One SGD step of network ``i`` on a real batch; accumulates its accuracy.
+
+        ``chunk`` (``method.train_chunk``): images per forward and backward, the gradients
+        accumulating into the whole batch's.
+        """
         net, opt = self.nets[i], self.optimizers[i]
         net.train()
-        logits = net(x)
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(logits, y).backward()
-        counts = torch.stack([(logits.argmax(dim=1) == y).sum(), torch.tensor(len(y))])
+        pieces = resolve_chunk(chunk, "method.train_chunk", net, x.device, CPU_TRAIN_CHUNK)
+        _, correct = cross_entropy_backward(net, x, y, pieces)
+        counts = torch.stack([correct, torch.tensor(len(y), device=x.device)])
         if _distributed():
             # Under DDP every rank trains its copy on its own batch: averaging the gradients
             # (and pooling the accuracy counts) keeps the copies identical.
@@ -130,6 +135,7 @@ class IDMModule(SyntheticSetModule):
         fetch_net_num: int = 2,
         model_train_steps: int = 10,
         trained_bs: int = 256,
+        train_chunk: int | str = "auto",
         lr_net: float = 0.01,
         net_decay: bool = True,
         syn_ce: bool = True,
@@ -147,6 +153,7 @@ class IDMModule(SyntheticSetModule):
         self.fetch_net_num = fetch_net_num
         self.model_train_steps = model_train_steps
         self.trained_bs = trained_bs
+        self.train_chunk = check_chunk(train_chunk, "method.train_chunk")
         self.syn_ce = syn_ce
         self.ce_weight = ce_weight
         self.acc_reset_interval = acc_reset_interval
@@ -234,7 +241,8 @@ class IDMModule(SyntheticSetModule):
             for _ in range(self.model_train_steps):
                 idx = torch.randint(len(self.pool), (self.trained_bs,), generator=self.gen_sample)
                 idx = idx.to(self.device)
-                self.net_pool.train_step(i, self.pool.get(idx), self.pool.labels[idx])
+                x, y = self.pool.get(idx), self.pool.labels[idx]
+                self.net_pool.train_step(i, x, y, self.train_chunk)
 
     def outer_iteration(self, it: int) -> Tensor:
         """One IDM outer iteration (``it`` counts from 0; global_step counts C per network)."""

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, ListConfig
 
 from src.data import DatasetInfo, get_dataset_info
 from src.errors import CheckpointError, ConfigError
-from src.methods.base import INITS, check_embed_chunk
+from src.methods.base import INITS
+from src.models.chunks import check_chunk
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -81,6 +82,7 @@ def validate_eval(cfg: DictConfig, problems: Problems | None = None) -> None:
     problems.int_at_least(cfg.eval.num_models, "eval.num_models", 1)
     problems.int_at_least(cfg.eval.epochs, "eval.epochs", 1)
     problems.int_at_least(cfg.eval.batch_size, "eval.batch_size", 1)
+    problems.attempt(lambda: check_chunk(cfg.eval.get("train_chunk", "auto"), "eval.train_chunk"))
     problems.positive(cfg.eval.lr, "eval.lr")
     problems.in_range(cfg.eval.momentum, "eval.momentum", 0, 1, "l")
     problems.in_range(cfg.eval.weight_decay, "eval.weight_decay", 0, float("inf"), "l")
@@ -135,11 +137,12 @@ def _method(m: DictConfig, p: Problems) -> None:
     p.int_at_least(m.get("factor", 1), "method.factor", 1)
     if "compile_net" in m:
         p.one_of(m.compile_net, "method.compile_net", (True, False, "auto"))
-    p.attempt(lambda: check_embed_chunk(m.get("embed_chunk", "auto")))
+    p.attempt(lambda: check_chunk(m.get("embed_chunk", "auto"), "method.embed_chunk"))
     if m.name == "idm":
         for key in ("net_num", "net_generate_interval", "train_net_num", "trained_bs"):
             p.int_at_least(m[key], f"method.{key}", 1)
         p.int_at_least(m.acc_reset_interval, "method.acc_reset_interval", 1)
+        p.attempt(lambda: check_chunk(m.get("train_chunk", "auto"), "method.train_chunk"))
         p.int_at_least(m.fetch_net_num, "method.fetch_net_num", 0)
         p.int_at_least(m.model_train_steps, "method.model_train_steps", 0)
         p.positive(m.lr_net, "method.lr_net")

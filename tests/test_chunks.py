@@ -1,0 +1,107 @@
+"""Training in pieces: the accumulated gradient is the whole batch's, BatchNorm is never split."""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from src.errors import ConfigError
+from src.evaluation import EvalModule
+from src.methods.idm import NetPool
+from src.models import build_model
+from src.models.chunks import (
+    CPU_TRAIN_CHUNK,
+    check_chunk,
+    cross_entropy_backward,
+    resolve_chunk,
+)
+
+CPU = torch.device("cpu")
+
+
+def _net(name="convnet", seed=0):
+    torch.manual_seed(seed)
+    return build_model(name, 1, 10, (28, 28), width=8)
+
+
+def _grads(net):
+    return [p.grad.clone() for p in net.parameters()]
+
+
+def test_pieces_accumulate_the_whole_batch_gradient_loss_and_accuracy():
+    net = _net()
+    x, y = torch.randn(23, 1, 28, 28), torch.randint(0, 10, (23,))
+    logits = net(x)
+    F.cross_entropy(logits, y).backward()
+    whole = _grads(net)
+    net.zero_grad()
+    loss, correct = cross_entropy_backward(net, x, y, 7)  # pieces of 7, 7, 7 and 2
+    for got, expected in zip(_grads(net), whole, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y).detach())
+    assert int(correct) == int((logits.argmax(dim=1) == y).sum())
+    assert not loss.requires_grad
+
+
+def test_auto_splits_on_a_cpu_only_and_never_a_batch_norm_batch():
+    plain, bn = _net(), _net("convnet_bn")
+    assert resolve_chunk("auto", "k", plain, CPU, CPU_TRAIN_CHUNK) == CPU_TRAIN_CHUNK
+    assert resolve_chunk("auto", "k", plain, torch.device("cuda"), CPU_TRAIN_CHUNK) is None
+    assert resolve_chunk(5, "k", plain, torch.device("cuda"), CPU_TRAIN_CHUNK) == 5
+    assert resolve_chunk("auto", "k", bn, CPU, CPU_TRAIN_CHUNK) is None
+    with pytest.raises(ConfigError, match="eval.train_chunk would change the batch statistics"):
+        resolve_chunk(8, "eval.train_chunk", bn, CPU, CPU_TRAIN_CHUNK)
+    bn.eval()  # eval-mode BatchNorm uses running statistics: splitting is harmless
+    assert resolve_chunk(8, "k", bn, CPU, CPU_TRAIN_CHUNK) == 8
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, True, "all", None])
+def test_a_chunk_is_auto_or_a_positive_int(bad):
+    with pytest.raises(ConfigError, match="method.train_chunk must be auto or an int >= 1"):
+        check_chunk(bad, "method.train_chunk")
+
+
+def _trained_eval_weights(images, labels, train_chunk):
+    module = EvalModule(images, labels, None, lambda: _net(seed=1), None, num_models=2,
+                        epochs=2, batch_size=40, train_chunk=train_chunk)  # fmt: skip
+    before = [p.detach().clone() for p in module.nets.parameters()]
+    trainer = L.Trainer(
+        max_steps=module.total_steps, max_epochs=1, logger=False, accelerator="cpu",
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(module)
+    assert trainer.global_step == module.total_steps == 6
+    after = [p.detach().clone() for p in module.nets.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    return after
+
+
+def test_evaluation_trains_the_same_networks_in_pieces():
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(100, 1, 28, 28, generator=gen), torch.arange(100) % 10
+    whole = _trained_eval_weights(images, labels, 10**6)
+    pieces = _trained_eval_weights(images, labels, 6)
+    again = _trained_eval_weights(images, labels, 10**6)
+    assert all(torch.equal(a, b) for a, b in zip(whole, again, strict=True))  # deterministic
+    for a, b in zip(pieces, whole, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_pool_networks_train_the_same_in_pieces():
+    x, y = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    pools = []
+    for chunk in (10**6, 9):
+        pool = NetPool(lr=0.01, net_decay=True)
+        pool.push(copy.deepcopy(_net()), capacity=3)
+        for _ in range(3):
+            pool.train_step(0, x, y, chunk)
+        pools.append(pool)
+    whole, pieces = pools
+    for a, b in zip(pieces.nets.parameters(), whole.nets.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert (pieces.correct, pieces.seen) == (whole.correct, whole.seen)
+    assert whole.seen == [120]

@@ -3,13 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from src.cli import report_errors
+from src.cli import report_errors, share_cores_in_parallel_sweeps
 from src.pipelines.distill import run_distill
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="distill")
 def main(cfg: DictConfig) -> None:
     """Compose the config and run one distillation."""
+    share_cores_in_parallel_sweeps()
     report_errors(run_distill, cfg)
 
 

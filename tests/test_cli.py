@@ -32,6 +32,7 @@ def run_module(module: str, *overrides: str, run_dir: Path) -> subprocess.Comple
     """Run ``python -m module overrides... hydra.run.dir=run_dir`` from the repository root."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("OMP_NUM_THREADS", None)  # torch's default threads, as a user's shell has
     return subprocess.run(
         [sys.executable, "-m", module, *overrides, f"hydra.run.dir={run_dir}"],
         cwd=REPO,

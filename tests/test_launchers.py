@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from hydra import compose, initialize_config_dir
 
+from src.cli import threads_per_job
 from src.io import load_distilled
 from tests.conftest import CONF
 from tests.test_cli import run_module
@@ -41,4 +45,15 @@ def test_local_parallel_sweep_runs_every_point_in_its_own_process(tmp_path):
     assert len(names) == 2 and names[0].startswith("0_") and names[1].startswith("1_")
     seeds = [load_distilled(p).meta["seed"] for p in sets]
     assert seeds == [0, 1]
+    # Two jobs share the cores instead of each taking all of them.
+    share = threads_per_job(2, len(os.sched_getaffinity(0)))
+    threads = [json.loads((p.parent / "results.json").read_text())["threads"] for p in sets]
+    assert threads == [share, share]
     assert "Joblib.Parallel(n_jobs=2" in res.stdout + res.stderr
+
+
+def test_parallel_jobs_split_the_cores_as_joblib_counts_them():
+    assert [threads_per_job(n, 16) for n in (1, 2, 3, 4, 16, 32)] == [16, 8, 5, 4, 1, 1]
+    assert threads_per_job(-1, 16) == 1  # one job per core
+    assert threads_per_job(-9, 16) == 2  # 8 jobs
+    assert threads_per_job(-100, 16) == 16  # never fewer than one job

@@ -70,6 +70,13 @@ class EvalModule(L.LightningModule):
         if self.test_pool is not None:
             self.test_pool.to(self.device)
 
+    def on_train_start(self) -> None:
+        """Images per forward and backward of each network, now that the device is known."""
+        self._chunks = [
+            resolve_chunk(self.train_chunk, "eval.train_chunk", net, self.device, CPU_TRAIN_CHUNK)
+            for net in self.nets
+        ]
+
     def train_dataloader(self) -> DataLoader:
         """One item per optimizer step; batches come from the in-memory set."""
         return DataLoader(range(self.total_steps), batch_size=None, shuffle=False)
@@ -99,13 +106,10 @@ class EvalModule(L.LightningModule):
         opt.zero_grad()
         order = self._batch_indices(int(batch_idx))
         loss = self.images.new_zeros(())
-        for net, idx in zip(self.nets, order, strict=True):
+        for net, idx, chunk in zip(self.nets, order, self._chunks, strict=True):
             x = self.images[idx]
             if self.augment is not None:
                 x = self.augment(x, self.gen_augment)
-            chunk = resolve_chunk(
-                self.train_chunk, "eval.train_chunk", net, self.device, CPU_TRAIN_CHUNK
-            )
             net_loss, _ = cross_entropy_backward(
                 net, x, self.labels[idx], chunk, self.manual_backward
             )

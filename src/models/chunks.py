@@ -16,9 +16,10 @@ from torch import Tensor, nn
 
 from src.errors import ConfigError
 
-# Images per piece under ``auto`` on a CPU (bench/results/suite.md): a no-grad forward of
-# 32 images (feature maps 32 x 128 x 32 x 32 floats, 16 MiB) and a training forward and
-# backward of 16 images (whose saved activations must stay in cache as well).
+# Images per piece under ``auto`` on a CPU (gains in bench/results/suite.md): a no-grad
+# forward of 32 images (feature maps 32 x 128 x 32 x 32 floats, 16 MiB), and a training
+# forward and backward of 16, whose saved activations must fit as well (16 beat 8, 20, 25,
+# 32 and 50 on 100- and 256-image batches).
 CPU_EMBED_CHUNK = 32
 CPU_TRAIN_CHUNK = 16
 

@@ -170,7 +170,7 @@ def run_distill(cfg: DictConfig) -> dict:
     images, labels = module.synthetic_set()
     meta = distilled_metadata(cfg, info, module, pruner)
     results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
-    results |= {"seed": cfg.seed, "distill_seconds": seconds}
+    results |= {"seed": cfg.seed, "distill_seconds": seconds, "threads": torch.get_num_threads()}
     if not trainer.is_global_zero:
         return results  # under DDP rank 0 alone writes, pictures and evaluates
     save_distilled(out / DISTILLED_FILE, images, labels, meta)

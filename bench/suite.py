@@ -12,7 +12,8 @@
   256-image pool batch, whole vs in ``train_chunk`` pieces;
 - evaluation: ``evaluate_set`` with one network vs a plain PyTorch loop of the same
   protocol (steps, batches, DSA, SGD, step decay, test pass), and N networks trained
-  together vs N sequential runs, and one step of N networks as a loop vs ``torch.vmap``;
+  together vs N sequential runs, and one step of N networks as a loop vs ``torch.vmap`` vs
+  grouped convolutions (bench/stacking.py);
 - memory: the real pool as uint8 vs float32, and (on a GPU) the peak memory of a step.
 
 Fashion-MNIST by default (offline). Prints a Markdown table and writes
@@ -22,7 +23,6 @@ Fashion-MNIST by default (offline). Prints a Markdown table and writes
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import json
 import math
@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from torch.func import functional_call, stack_module_state
 
+from bench.stacking import stacked_step_times
 from bench.step_time import time_variant
 from src.augment import DSA
 from src.evaluation import evaluate_set
@@ -203,50 +203,6 @@ def plain_eval_loop(images, labels, test_pool, info, epochs: int, seed: int) -> 
     return time.perf_counter() - start
 
 
-def stacked_vs_loop(
-    images: torch.Tensor, labels: torch.Tensor, info, num_models: int, repeats: int
-) -> tuple[list[float], list[float]]:
-    """Seconds of one training step (forward + backward) of ``num_models`` ConvNets, two ways.
-
-    A Python loop over the networks (what ``EvalModule`` does) vs one ``torch.vmap`` over
-    their stacked weights (``torch.func.stack_module_state``); alternated per repeat so both
-    see the same machine load. Both compute the same logits (checked).
-    """
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    nets = []
-    for i in range(num_models):
-        net = build_model("convnet", info.channels, info.num_classes, info.im_size)
-        nets.append(init_weights_(net, make_generator(i, "bench-stack")).to(device))
-    params, buffers = stack_module_state(nets)
-    params = {k: v.detach().requires_grad_() for k, v in params.items()}
-    skeleton = copy.deepcopy(nets[0]).to("meta")
-    batched = torch.vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))
-    x, y = images.to(device), labels.to(device)
-    xs = x.expand(num_models, *x.shape)
-
-    def loop() -> torch.Tensor:
-        logits = torch.stack([net(x) for net in nets])
-        F.cross_entropy(logits.flatten(0, 1), y.repeat(num_models)).backward()
-        return logits
-
-    def stacked() -> torch.Tensor:
-        logits = batched(params, buffers, xs)
-        F.cross_entropy(logits.flatten(0, 1), y.repeat(num_models)).backward()
-        return logits
-
-    if not torch.allclose(loop(), stacked(), rtol=1e-4, atol=1e-4):  # also the warm-up
-        raise AssertionError("the stacked networks compute other logits than the loop")
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, out in ((loop, times[0]), (stacked, times[1])):
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            out.append(time.perf_counter() - start)
-    return times
-
-
 def training_steps(
     images: torch.Tensor, labels: torch.Tensor, info, batch_sizes: list[int]
 ) -> dict[str, Callable[[], None]]:
@@ -378,12 +334,15 @@ def main(argv: list[str] | None = None) -> None:
                  f"{sequential:.2f} s / {together:.2f} s",
                  f"**{sequential / together:.2f}x** (target >= 2x)"))  # fmt: skip
     raw["eval"] = {"ours_1": one, "plain_1": plain, "together": together, "sequential": sequential}
-    # The alternative the issue names for N networks at once, measured rather than assumed.
-    loop, stacked = stacked_vs_loop(images, labels, info, args.eval_models, 2 * args.iterations)
-    rows.append((f"{args.eval_models} networks, one training step: loop (ours) / stacked vmap",
-                 f"{med(loop):.3f} s / {med(stacked):.3f} s",
-                 f"**{med(loop) / med(stacked):.2f}x** (above 1x stacking would pay)"))  # fmt: skip
-    raw["eval"] |= {"step_loop": loop, "step_stacked": stacked}
+    # The stacked alternatives the issue names, measured rather than assumed.
+    stacked = stacked_step_times(images, labels, info, args.eval_models, 2 * args.iterations)
+    loop = med(stacked["loop"])
+    for name, label in (("vmap", "torch.vmap"), ("grouped", "grouped convolutions")):
+        other = med(stacked[name])
+        rows.append((f"{args.eval_models} networks, one training step: loop (ours) / {label}",
+                     f"{loop:.3f} s / {other:.3f} s",
+                     f"**{loop / other:.2f}x** (above 1x stacking would pay)"))  # fmt: skip
+    raw["eval"] |= {f"step_{name}": t for name, t in stacked.items()}
 
     # Memory.
     uint8_bytes = pool.images.numel() * pool.images.element_size()

@@ -105,3 +105,25 @@ def test_pool_networks_train_the_same_in_pieces():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert (pieces.correct, pieces.seen) == (whole.correct, whole.seen)
     assert whole.seen == [120]
+
+
+def test_the_test_pass_in_pieces_counts_the_same_correct_predictions(fmnist_test):
+    _, test_pool = fmnist_test
+    images, labels = torch.randn(20, 1, 28, 28), torch.arange(20) % 10
+    results = {}
+    for chunk in (10**6, 7):
+        # The same two untrained networks both times (seeded initialisation).
+        module = EvalModule(images, labels, test_pool, lambda: _net(seed=2), None, num_models=2,
+                            epochs=1, test_batch_size=100, test_chunk=chunk)  # fmt: skip
+        forwards: list[int] = []
+        for net in module.nets:
+            net.register_forward_hook(lambda m, args, out, f=forwards: f.append(len(args[0])))
+        trainer = L.Trainer(limit_test_batches=3, logger=False, accelerator="cpu",
+                            enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        trainer.test(module, verbose=False)
+        results[chunk] = (module._correct.tolist(), module._seen, forwards)
+    (whole, seen, whole_sizes), (pieces, seen_pieces, piece_sizes) = results.values()
+    assert seen == seen_pieces == 300
+    assert whole == pieces and len(set(whole)) == 2  # two different networks, same counts
+    assert whole_sizes == [100] * 6
+    assert piece_sizes == ([7] * 14 + [2]) * 6

@@ -35,6 +35,8 @@ CASES = [
     ("augment.strategy=color_warp", "warp"),
     ("eval.num_models=0", "eval.num_models must be an integer >= 1"),
     ("eval.lr=-0.1", "eval.lr must be a number > 0"),
+    ("eval.train_chunk=all", "eval.train_chunk must be auto or an int >= 1, got 'all'"),
+    ("eval.test_chunk=0", "eval.test_chunk must be auto or an int >= 1, got 0"),
     ("eval.eval_at=[0]", "eval.eval_at entries must lie in [1, iterations]"),
     ("geometry.classes=[10]", "geometry.classes entries must lie in [0, 10)"),
     ("trainer.accelerator=tpu", "trainer.accelerator must be one of"),

@@ -13,7 +13,13 @@ from torch.utils.data import DataLoader
 from src.augment import DSA
 from src.data import RealPool
 from src.models import init_weights_
-from src.models.chunks import CPU_TRAIN_CHUNK, check_chunk, cross_entropy_backward, resolve_chunk
+from src.models.chunks import (
+    CPU_EMBED_CHUNK,
+    CPU_TRAIN_CHUNK,
+    check_chunk,
+    cross_entropy_backward,
+    resolve_chunk,
+)
 from src.rng import make_generator
 
 
@@ -26,7 +32,8 @@ class EvalModule(L.LightningModule):
     sees its own shuffling and its own DSA draws, and has its own parameters, so
     one optimiser over all of them trains them exactly as separately. On a CPU a
     network's batch goes forward and backward ``train_chunk`` images at a time,
-    its gradients accumulating into the whole batch's.
+    its gradients accumulating into the whole batch's, and a test batch goes forward
+    ``test_chunk`` images at a time.
     """
 
     def __init__(
@@ -45,6 +52,7 @@ class EvalModule(L.LightningModule):
         test_batch_size: int = 1024,
         seed: int = 0,
         train_chunk: int | str = "auto",
+        test_chunk: int | str = "auto",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # for the chunked backward
@@ -59,6 +67,7 @@ class EvalModule(L.LightningModule):
         self.total_steps = epochs * self.steps_per_epoch
         self.seed = seed
         self.train_chunk = check_chunk(train_chunk, "eval.train_chunk")
+        self.test_chunk = check_chunk(test_chunk, "eval.test_chunk")
         init = make_generator(seed, "eval-init")
         self.nets = nn.ModuleList(init_weights_(model_factory(), init) for _ in range(num_models))
         self.test_accuracies: list[float] = []
@@ -125,16 +134,21 @@ class EvalModule(L.LightningModule):
         return DataLoader(torch.arange(len(self.test_pool)), batch_size=self.test_batch_size)
 
     def on_test_epoch_start(self) -> None:
-        """Reset the per-network correct counts."""
+        """Reset the per-network correct counts; images per test forward of each network."""
         self._correct = torch.zeros(len(self.nets), dtype=torch.int64, device=self.device)
         self._seen = 0
+        self._test_chunks = [
+            resolve_chunk(self.test_chunk, "eval.test_chunk", net, self.device, CPU_EMBED_CHUNK)
+            for net in self.nets
+        ]
 
     def test_step(self, indices: Tensor, batch_idx: int) -> None:
         """Count each network's correct predictions on a chunk of the test set."""
         x = self.test_pool.get(indices)
         y = self.test_pool.labels[indices]
-        for m, net in enumerate(self.nets):
-            self._correct[m] += (net(x).argmax(dim=1) == y).sum()
+        for m, (net, chunk) in enumerate(zip(self.nets, self._test_chunks, strict=True)):
+            logits = torch.cat([net(piece) for piece in x.split(chunk)]) if chunk else net(x)
+            self._correct[m] += (logits.argmax(dim=1) == y).sum()
         self._seen += len(indices)
 
     def on_test_epoch_end(self) -> None:

@@ -58,6 +58,7 @@ def evaluate_set(
     progress: bool = True,
     factor: int = 1,
     train_chunk: int | str = "auto",
+    test_chunk: int | str = "auto",
 ) -> EvalResult:
     """Train ``num_models`` fresh networks on (images, labels) by SPEC 7 and test them.
 
@@ -78,6 +79,7 @@ def evaluate_set(
         batch_size=batch_size,
         seed=seed,
         train_chunk=train_chunk,
+        test_chunk=test_chunk,
     )
     kwargs = dict(trainer_kwargs or {})
     kwargs.pop("strategy", None)  # one device suffices for a tiny set

@@ -19,6 +19,7 @@ RUN_STATE_KEY = "hdd_run_state"  # our part of a Lightning checkpoint
 EXECUTION_SETTINGS = (
     "paths", "trainer", "logger", "resume", "checkpoint", "geometry", "hydra", "grid_every",
     "method.compile_net", "method.embed_chunk", "method.train_chunk", "eval.train_chunk",
+    "eval.test_chunk",
 )  # fmt: skip
 # A resumption may also change how long the run goes on (it can be extended) and how it is
 # evaluated.

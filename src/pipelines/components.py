@@ -140,6 +140,7 @@ def build_evaluator(
         weight_decay=cfg.eval.weight_decay,
         batch_size=cfg.eval.batch_size,
         train_chunk=cfg.eval.get("train_chunk", "auto"),
+        test_chunk=cfg.eval.get("test_chunk", "auto"),
         seed=cfg.seed,
         trainer_kwargs=to_dict(cfg.trainer),
     )

@@ -82,7 +82,8 @@ def validate_eval(cfg: DictConfig, problems: Problems | None = None) -> None:
     problems.int_at_least(cfg.eval.num_models, "eval.num_models", 1)
     problems.int_at_least(cfg.eval.epochs, "eval.epochs", 1)
     problems.int_at_least(cfg.eval.batch_size, "eval.batch_size", 1)
-    problems.attempt(lambda: check_chunk(cfg.eval.get("train_chunk", "auto"), "eval.train_chunk"))
+    for key in ("train_chunk", "test_chunk"):
+        problems.attempt(lambda key=key: check_chunk(cfg.eval.get(key, "auto"), f"eval.{key}"))
     problems.positive(cfg.eval.lr, "eval.lr")
     problems.in_range(cfg.eval.momentum, "eval.momentum", 0, 1, "l")
     problems.in_range(cfg.eval.weight_decay, "eval.weight_decay", 0, float("inf"), "l")

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from src.data import RealPool
 from src.errors import ConfigError
-from src.models import build_model
+from src.models import build_model, init_weights_
 from src.pipelines.distill import run_distill
 from src.pruning import (
     EuclideanPruning,
@@ -56,6 +56,16 @@ def test_features_are_averaged_over_the_networks():
     both = averaged_features(pool, _factory, 2, make_generator(0, "p"))
     torch.testing.assert_close(one, first)
     torch.testing.assert_close(both, (first + second) / 2)
+
+
+def test_features_are_each_networks_embedding_of_the_whole_pool():
+    pool = _small_pool()  # 100 images: on a CPU embedded in pieces of 32
+    features = averaged_features(pool, _factory, 1, make_generator(0, "p"))
+    net = _factory().eval()
+    init_weights_(net, make_generator(0, "p"))
+    with torch.no_grad():
+        whole = net.embed(pool.get(torch.arange(len(pool))))
+    torch.testing.assert_close(features, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_repeated_scoring_reuses_the_features_and_moves_the_generator_alike(monkeypatch):

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from src.data import RealPool
 from src.hyperbolic import distance_to_origin, lift, lorentz_centroid, lorentz_distance
 from src.models import init_weights_
+from src.models.chunks import CPU_EMBED_CHUNK, resolve_chunk
 
 # The features of the last pool scored in this process. A keep_ratio or criterion sweep in
 # one process (Hydra's basic launcher, the pruning benchmark) embeds the pool only once.
@@ -38,8 +39,10 @@ def averaged_features(
 ) -> Tensor:
     """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32.
 
-    A repeated call with the same inputs and generator state returns the remembered features
-    and leaves the generator where the computation would have.
+    Images go forward ``batch_size`` at a time, on a CPU ``CPU_EMBED_CHUNK`` at a time (their
+    feature maps then stay in cache). A repeated call with the same inputs and generator
+    state returns the remembered features and leaves the generator where the computation
+    would have.
     """
     net = net_factory().to(pool.device).eval()
     key = features_key(pool, net, num_nets, generator)
@@ -47,12 +50,13 @@ def averaged_features(
         features, end_state = _LAST_FEATURES[key]
         generator.set_state(end_state)
         return features.clone()
+    chunk = resolve_chunk("auto", "prune", net, pool.device, CPU_EMBED_CHUNK) or batch_size
     total: Tensor | None = None
     for _ in range(num_nets):
         init_weights_(net, generator)
         chunks = [
-            net.embed(pool.get(torch.arange(i, min(i + batch_size, len(pool)))))
-            for i in range(0, len(pool), batch_size)
+            net.embed(pool.get(torch.arange(i, min(i + chunk, len(pool)))))
+            for i in range(0, len(pool), chunk)
         ]
         feats = torch.cat(chunks)
         total = feats if total is None else total + feats

@@ -17,13 +17,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 from torch.nn.utils import skip_init
 
+from bench import sync
 from src.models import build_model, init_weights_
 from src.rng import make_generator
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class GroupedConvNets(nn.Module):
@@ -124,9 +120,9 @@ def stacked_step_times(
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             fn()
-            _sync(device)
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return times

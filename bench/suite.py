@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from bench import sync
 from bench.stacking import stacked_step_times
 from bench.step_time import time_variant
 from src.augment import DSA
@@ -48,11 +49,6 @@ from src.models.chunks import CPU_TRAIN_CHUNK, cross_entropy_backward, resolve_c
 from src.pipelines.compare import compose_distill
 from src.pipelines.components import build_method, load_data
 from src.rng import make_generator
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def dataset_cfg(name: str) -> DictConfig:
@@ -128,10 +124,10 @@ def alternate(
     times: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(warmup + iterations):
         for name, step in steps.items():
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             step()
-            _sync(device)
+            sync(device)
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
     return times
@@ -163,10 +159,10 @@ def loss_times(
     for r in range(repeats + 1):  # the first round warms up
         for loss_fn, out in zip(losses, times, strict=True):
             leaf = syn.clone().requires_grad_()
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             loss_fn(real, weights, leaf).sum().backward()
-            _sync(device)
+            sync(device)
             if r:
                 out.append(time.perf_counter() - start)
     return times
@@ -199,7 +195,7 @@ def plain_eval_loop(images, labels, test_pool, info, epochs: int, seed: int) -> 
         for i in range(0, len(test_pool), 1024):
             idx = torch.arange(i, min(i + 1024, len(test_pool)))
             correct += int((net(test_pool.get(idx)).argmax(1) == test_pool.labels[idx]).sum())
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -222,7 +218,7 @@ def training_steps(
             def step(x=x, y=y, chunk=chunk) -> None:
                 net.zero_grad(set_to_none=True)
                 cross_entropy_backward(net, x, y, chunk)
-                _sync(device)
+                sync(device)
 
             steps[f"{n}/{kind}"] = step
     return steps

@@ -18,6 +18,7 @@ from src.models.chunks import (
     CPU_TRAIN_CHUNK,
     check_chunk,
     cross_entropy_backward,
+    forward_in_pieces,
     resolve_chunk,
 )
 from src.rng import make_generator
@@ -147,8 +148,7 @@ class EvalModule(L.LightningModule):
         x = self.test_pool.get(indices)
         y = self.test_pool.labels[indices]
         for m, (net, chunk) in enumerate(zip(self.nets, self._test_chunks, strict=True)):
-            logits = torch.cat([net(piece) for piece in x.split(chunk)]) if chunk else net(x)
-            self._correct[m] += (logits.argmax(dim=1) == y).sum()
+            self._correct[m] += (forward_in_pieces(net, x, chunk).argmax(dim=1) == y).sum()
         self._seen += len(indices)
 
     def on_test_epoch_end(self) -> None:

@@ -15,7 +15,7 @@ from src.data.factorize import expand, pack
 from src.errors import CheckpointError, ConfigError, NonFiniteLossError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.matching import MatchingLoss
-from src.models.chunks import CPU_EMBED_CHUNK, check_chunk, resolve_chunk
+from src.models.chunks import CPU_EMBED_CHUNK, check_chunk, forward_in_pieces, resolve_chunk
 from src.rng import make_generator
 
 INITS = ("real", "noise")
@@ -202,9 +202,7 @@ class SyntheticSetModule(L.LightningModule):
             torch.cat([real, syn]), self.gen_augment, groups=self.groups, num_groups=n_classes
         )
         with torch.no_grad():
-            chunk = self.real_chunk(net)
-            chunks = x[: len(real)].split(chunk) if chunk else [x[: len(real)]]
-            real_feat = torch.cat([embed(c) for c in chunks])
+            real_feat = forward_in_pieces(embed, x[: len(real)], self.real_chunk(net))
         syn_feat = embed(x[len(real) :])
         losses = self.loss(
             real_feat.view(n_classes, per_class, -1),

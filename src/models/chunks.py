@@ -56,6 +56,11 @@ def resolve_chunk(
     return setting
 
 
+def forward_in_pieces(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int | None) -> Tensor:
+    """``fn(x)`` computed ``chunk`` images at a time (None: all at once), concatenated."""
+    return torch.cat([fn(piece) for piece in x.split(chunk)]) if chunk else fn(x)
+
+
 def cross_entropy_backward(
     net: nn.Module,
     x: Tensor,

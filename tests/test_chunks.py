@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 
 import lightning as L
 import pytest
@@ -17,7 +18,10 @@ from src.models.chunks import (
     CPU_TRAIN_CHUNK,
     check_chunk,
     cross_entropy_backward,
+    forward_in_pieces,
+    map_pieces,
     resolve_chunk,
+    set_piece_workers,
 )
 
 CPU = torch.device("cpu")
@@ -126,4 +130,68 @@ def test_the_test_pass_in_pieces_counts_the_same_correct_predictions(fmnist_test
     assert seen == seen_pieces == 300
     assert whole == pieces and len(set(whole)) == 2  # two different networks, same counts
     assert whole_sizes == [100] * 6
-    assert piece_sizes == ([7] * 14 + [2]) * 6
+    assert sorted(piece_sizes) == sorted(([7] * 14 + [2]) * 6)  # pieces may run concurrently
+
+
+@pytest.fixture
+def piece_workers():
+    """``set_piece_workers`` for one test; torch's thread count decides again afterwards."""
+    yield set_piece_workers
+    set_piece_workers(None)
+
+
+def test_piece_workers_sum_the_gradients_of_one_thread_reproducibly(piece_workers):
+    net = _net()
+    x, y = torch.randn(45, 1, 28, 28), torch.randint(0, 10, (45,))
+    runs = {}
+    for workers in (1, 3, 3):
+        piece_workers(workers)
+        net.zero_grad(set_to_none=True)
+        loss, correct = cross_entropy_backward(net, x, y, 4)  # 12 pieces, blocks of 4
+        runs.setdefault(workers, []).append((loss, correct, _grads(net)))
+    (one,), (three, again) = runs.values()
+    for a, b in zip(three[2], again[2], strict=True):
+        assert torch.equal(a, b)  # the same sum however the threads were scheduled
+    for a, b in zip(three[2], one[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(three[0], one[0])
+    assert int(three[1]) == int(one[1])
+    cross_entropy_backward(net, x, y, 4)  # a second call adds to .grad, as backward does
+    for a, b in zip(_grads(net), three[2], strict=True):
+        torch.testing.assert_close(a, 2 * b, rtol=1e-4, atol=1e-6)
+
+
+def test_piece_workers_have_one_thread_each_and_leave_the_callers_count(piece_workers):
+    threads = torch.get_num_threads()
+    piece_workers(2)
+    seen = map_pieces(
+        lambda _: (threading.current_thread(), torch.get_num_threads()), range(6), CPU
+    )
+    assert {n for _, n in seen} == {1}
+    assert threading.current_thread() not in {t for t, _ in seen}
+    assert torch.get_num_threads() == threads
+    off_cpu = map_pieces(lambda _: threading.current_thread(), range(3), torch.device("meta"))
+    assert set(off_cpu) == {threading.current_thread()}  # other devices: the calling thread
+    with pytest.raises(ZeroDivisionError):
+        map_pieces(lambda i: 1 // i, [1, 0, 2], CPU)
+
+
+def test_pieces_run_under_the_callers_grad_inference_and_autocast_modes(piece_workers):
+    piece_workers(2)
+    net, x = _net(), torch.randn(10, 1, 28, 28)
+    whole = net(x)
+    with torch.no_grad():
+        assert not forward_in_pieces(net, x, 3).requires_grad
+    with torch.inference_mode():
+        assert forward_in_pieces(net, x, 3).is_inference()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert forward_in_pieces(net, x, 3).dtype == torch.bfloat16
+    out = forward_in_pieces(net, x, 3)
+    torch.testing.assert_close(out, whole)
+    y = torch.arange(10)
+    F.cross_entropy(out, y).backward()  # the graph built on the workers backpropagates
+    pieces_grads = _grads(net)
+    net.zero_grad()
+    F.cross_entropy(whole, y).backward()
+    for a, b in zip(pieces_grads, _grads(net), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

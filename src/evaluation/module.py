@@ -34,7 +34,9 @@ class EvalModule(L.LightningModule):
     one optimiser over all of them trains them exactly as separately. On a CPU a
     network's batch goes forward and backward ``train_chunk`` images at a time,
     its gradients accumulating into the whole batch's, and a test batch goes forward
-    ``test_chunk`` images at a time.
+    ``test_chunk`` images at a time. The pieces run on single-threaded worker threads
+    (``src.models.chunks``), which add their gradients to ``.grad`` directly: the CPU's
+    precisions need no loss scaling from ``manual_backward``.
     """
 
     def __init__(

@@ -4,11 +4,22 @@ On a CPU a convolution over a few images keeps its feature maps in the last-leve
 the same work over a whole batch streams them through memory. Each piece is computed the
 way the whole batch would be, so results agree up to float rounding, unless a layer
 mixes samples (train-mode BatchNorm): then a batch is never split.
+
+On a CPU the pieces run concurrently on worker threads with one intra-op thread each, as
+many workers as torch has threads. A small piece gives each of its many kernels too little
+work to share between threads; whole pieces per thread keep every core busy without a
+barrier per kernel, and a core that the machine briefly takes away stalls one piece
+instead of every kernel. Each piece is computed by one thread and gradients are summed
+block by block in a fixed order, so a run is reproducible however the threads are
+scheduled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +33,14 @@ from src.errors import ConfigError
 # 32 and 50 on 100- and 256-image batches).
 CPU_EMBED_CHUNK = 32
 CPU_TRAIN_CHUNK = 16
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_workers_setting: int | None = None  # None: torch.get_num_threads() at the call
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
 
 
 def check_chunk(value: int | str, key: str) -> int | str:
@@ -56,9 +75,75 @@ def resolve_chunk(
     return setting
 
 
+def set_piece_workers(n: int | None) -> None:
+    """Run pieces on ``n`` worker threads (1: in the calling thread; None: torch's threads)."""
+    global _workers_setting
+    if n is not None and n < 1:
+        raise ValueError(f"piece workers must be >= 1 or None, got {n}")
+    _workers_setting = n
+
+
+def piece_workers() -> int:
+    """Worker threads that pieces run on now: the set number, else torch.get_num_threads()."""
+    return _workers_setting if _workers_setting is not None else torch.get_num_threads()
+
+
+def _single_threaded_pool(n: int) -> ThreadPoolExecutor:
+    """The shared pool of ``n`` workers, each limited to one intra-op thread."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is not None and _pool_size == n:
+            return _pool
+        if _pool is not None:
+            _pool.shutdown()
+        started = threading.Barrier(n)
+
+        def one_thread() -> None:
+            # A thread takes torch's process-wide count at its first parallel call; make
+            # that call first, then set this thread's own OpenMP and MKL counts to one.
+            torch.get_num_threads()
+            torch.set_num_threads(1)
+            started.wait()
+
+        caller_threads = torch.get_num_threads()
+        _pool = ThreadPoolExecutor(n, thread_name_prefix="pieces", initializer=one_thread)
+        # n tasks held at the barrier start n workers; then the caller's count is restored,
+        # which the workers' set_num_threads also wrote as the default for new threads.
+        list(_pool.map(lambda _: None, range(n)))
+        torch.set_num_threads(caller_threads)
+        _pool_size = n
+        return _pool
+
+
+def _with_caller_modes(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """``fn`` run under the caller's grad, inference and CPU autocast modes (thread-local)."""
+    grad = torch.is_grad_enabled()
+    inference = torch.is_inference_mode_enabled()
+    autocast = torch.is_autocast_enabled("cpu")
+    dtype = torch.get_autocast_dtype("cpu")
+
+    def run(item: T) -> R:
+        with (
+            torch.inference_mode(inference),
+            torch.set_grad_enabled(grad),
+            torch.autocast("cpu", dtype=dtype, enabled=autocast),
+        ):
+            return fn(item)
+
+    return run
+
+
+def map_pieces(fn: Callable[[T], R], items: Sequence[T], device: torch.device) -> list[R]:
+    """``[fn(item) for item in items]``, on the piece workers if ``device`` is a CPU."""
+    workers = min(piece_workers(), len(items)) if device.type == "cpu" else 1
+    if workers <= 1:
+        return [fn(item) for item in items]
+    return list(_single_threaded_pool(piece_workers()).map(_with_caller_modes(fn), items))
+
+
 def forward_in_pieces(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int | None) -> Tensor:
     """``fn(x)`` computed ``chunk`` images at a time (None: all at once), concatenated."""
-    return torch.cat([fn(piece) for piece in x.split(chunk)]) if chunk else fn(x)
+    return torch.cat(map_pieces(fn, x.split(chunk), x.device)) if chunk else fn(x)
 
 
 def cross_entropy_backward(
@@ -71,16 +156,59 @@ def cross_entropy_backward(
     """Accumulate the gradient of mean_i CE(net(x_i), y_i), ``chunk`` images at a time.
 
     Each piece contributes sum_{i in piece} CE_i / len(x), so the accumulated gradient is
-    the whole batch's. Returns the mean loss (detached) and the number of correct
+    the whole batch's. In one thread each piece goes through ``backward``. With several
+    piece workers the batch is cut into one contiguous block of near-equal size per worker;
+    each worker runs its block in pieces and returns the block's gradients, which are added
+    to ``.grad`` in block order. Returns the mean loss (detached) and the number of correct
     predictions, both 0-dim tensors.
     """
-    pieces = zip(x.split(chunk), y.split(chunk), strict=True) if chunk else [(x, y)]
-    loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    pieces = list(zip(x.split(chunk), y.split(chunk), strict=True)) if chunk else [(x, y)]
+    workers = min(piece_workers(), len(pieces)) if x.device.type == "cpu" else 1
+    if workers <= 1:
+        loss, correct, _ = _block_step(net, pieces, len(x), backward)
+        return loss, correct
+    params = [p for p in net.parameters() if p.requires_grad]
+    blocks = [
+        list(zip(xb.split(chunk), yb.split(chunk), strict=True))
+        for xb, yb in zip(x.tensor_split(workers), y.tensor_split(workers), strict=True)
+    ]
+    results = map_pieces(
+        lambda block: _block_step(net, block, len(x), params=params), blocks, x.device
+    )
+    for i, param in enumerate(params):
+        grads = [g[i] for _, _, g in results if g[i] is not None]
+        if grads:
+            total = torch.stack(grads).sum(dim=0) if len(grads) > 1 else grads[0]
+            param.grad = total if param.grad is None else param.grad + total
+    loss = torch.stack([r[0] for r in results]).sum()
+    correct = torch.stack([r[1] for r in results]).sum()
+    return loss, correct
+
+
+def _block_step(
+    net: nn.Module,
+    pieces: list[tuple[Tensor, Tensor]],
+    batch_size: int,
+    backward: Callable[[Tensor], None] | None = None,
+    params: list[Tensor] | None = None,
+) -> tuple[Tensor, Tensor, list[Tensor | None]]:
+    """Loss and correct count of ``pieces``; their gradients go through ``backward``, or,
+    given ``params``, are summed and returned."""
+    device = pieces[0][0].device
+    loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    grads: list[Tensor | None] = [None] * len(params or [])
     for xs, ys in pieces:
         logits = net(xs)
-        piece_loss = F.cross_entropy(logits, ys, reduction="sum") / len(x)
-        backward(piece_loss)
+        piece_loss = F.cross_entropy(logits, ys, reduction="sum") / batch_size
+        if params is None:
+            backward(piece_loss)
+        else:
+            piece_grads = torch.autograd.grad(piece_loss, params, allow_unused=True)
+            grads = [
+                g if acc is None else (acc if g is None else acc + g)
+                for acc, g in zip(grads, piece_grads, strict=True)
+            ]
         loss = loss + piece_loss.detach()
         correct = correct + (logits.argmax(dim=1) == ys).sum()
-    return loss, correct
+    return loss, correct, grads

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from src.data import RealPool
 from src.hyperbolic import distance_to_origin, lift, lorentz_centroid, lorentz_distance
 from src.models import init_weights_
-from src.models.chunks import CPU_EMBED_CHUNK, resolve_chunk
+from src.models.chunks import CPU_EMBED_CHUNK, map_pieces, resolve_chunk
 
 # The features of the last pool scored in this process. A keep_ratio or criterion sweep in
 # one process (Hydra's basic launcher, the pruning benchmark) embeds the pool only once.
@@ -54,11 +54,8 @@ def averaged_features(
     total: Tensor | None = None
     for _ in range(num_nets):
         init_weights_(net, generator)
-        chunks = [
-            net.embed(pool.get(torch.arange(i, min(i + chunk, len(pool)))))
-            for i in range(0, len(pool), chunk)
-        ]
-        feats = torch.cat(chunks)
+        pieces = torch.arange(len(pool), device=pool.device).split(chunk)
+        feats = torch.cat(map_pieces(lambda idx: net.embed(pool.get(idx)), pieces, pool.device))
         total = feats if total is None else total + feats
     features = total / num_nets
     _LAST_FEATURES.clear()

@@ -39,8 +39,8 @@ def averaged_features(
 ) -> Tensor:
     """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32.
 
-    Images go forward ``batch_size`` at a time, on a CPU ``CPU_EMBED_CHUNK`` at a time (their
-    feature maps then stay in cache). A repeated call with the same inputs and generator
+    Images go forward ``batch_size`` at a time, on a CPU ``CPU_EMBED_CHUNK`` at a time on the
+    piece workers (their feature maps then stay in cache). A repeated call with the same inputs and generator
     state returns the remembered features and leaves the generator where the computation
     would have.
     """

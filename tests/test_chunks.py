@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import threading
 
 import lightning as L
@@ -195,3 +196,21 @@ def test_pieces_run_under_the_callers_grad_inference_and_autocast_modes(piece_wo
     F.cross_entropy(whole, y).backward()
     for a, b in zip(pieces_grads, _grads(net), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _sum_on_workers(queue) -> None:
+    queue.put(sum(map_pieces(lambda i: i * i, range(5), CPU)))
+
+
+def test_a_forked_child_runs_pieces_on_workers_of_its_own(piece_workers):
+    piece_workers(2)
+    assert map_pieces(lambda i: i, range(4), CPU) == [0, 1, 2, 3]  # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_sum_on_workers, args=(queue,))
+    child.start()
+    child.join(timeout=60)  # with the parent's pool it would wait forever for dead threads
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == 30

@@ -16,6 +16,7 @@ scheduled.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,15 @@ def _single_threaded_pool(n: int) -> ThreadPoolExecutor:
         torch.set_num_threads(caller_threads)
         _pool_size = n
         return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child, which has none of the parent's threads: start a new pool on use."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _with_caller_modes(fn: Callable[[T], R]) -> Callable[[T], R]:

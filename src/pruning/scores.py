@@ -40,9 +40,9 @@ def averaged_features(
     """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32.
 
     Images go forward ``batch_size`` at a time, on a CPU ``CPU_EMBED_CHUNK`` at a time on the
-    piece workers (their feature maps then stay in cache). A repeated call with the same inputs and generator
-    state returns the remembered features and leaves the generator where the computation
-    would have.
+    piece workers (their feature maps then stay in cache). A repeated call with the same
+    inputs and generator state returns the remembered features and leaves the generator
+    where the computation would have.
     """
     net = net_factory().to(pool.device).eval()
     key = features_key(pool, net, num_nets, generator)

@@ -143,10 +143,14 @@ def _with_caller_modes(fn: Callable[[T], R]) -> Callable[[T], R]:
     return run
 
 
+def _workers_for(n_items: int, device: torch.device) -> int:
+    """Piece workers that ``n_items`` on ``device`` can use (1: the calling thread)."""
+    return min(piece_workers(), n_items) if device.type == "cpu" else 1
+
+
 def map_pieces(fn: Callable[[T], R], items: Sequence[T], device: torch.device) -> list[R]:
     """``[fn(item) for item in items]``, on the piece workers if ``device`` is a CPU."""
-    workers = min(piece_workers(), len(items)) if device.type == "cpu" else 1
-    if workers <= 1:
+    if _workers_for(len(items), device) <= 1:
         return [fn(item) for item in items]
     return list(_single_threaded_pool(piece_workers()).map(_with_caller_modes(fn), items))
 
@@ -173,7 +177,7 @@ def cross_entropy_backward(
     predictions, both 0-dim tensors.
     """
     pieces = list(zip(x.split(chunk), y.split(chunk), strict=True)) if chunk else [(x, y)]
-    workers = min(piece_workers(), len(pieces)) if x.device.type == "cpu" else 1
+    workers = _workers_for(len(pieces), x.device)
     if workers <= 1:
         loss, correct, _ = _block_step(net, pieces, len(x), backward)
         return loss, correct
@@ -215,10 +219,12 @@ def _block_step(
             backward(piece_loss)
         else:
             piece_grads = torch.autograd.grad(piece_loss, params, allow_unused=True)
-            grads = [
-                g if acc is None else (acc if g is None else acc + g)
-                for acc, g in zip(grads, piece_grads, strict=True)
-            ]
+            grads = [_add(acc, g) for acc, g in zip(grads, piece_grads, strict=True)]
         loss = loss + piece_loss.detach()
         correct = correct + (logits.argmax(dim=1) == ys).sum()
     return loss, correct, grads
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """a + b, where None (a parameter the loss does not reach) adds nothing."""
+    return b if a is None else a if b is None else a + b

@@ -51,10 +51,10 @@ def averaged_features(
         generator.set_state(end_state)
         return features.clone()
     chunk = resolve_chunk("auto", "prune", net, pool.device, CPU_EMBED_CHUNK) or batch_size
+    pieces = torch.arange(len(pool), device=pool.device).split(chunk)
     total: Tensor | None = None
     for _ in range(num_nets):
         init_weights_(net, generator)
-        pieces = torch.arange(len(pool), device=pool.device).split(chunk)
         feats = torch.cat(map_pieces(lambda idx: net.embed(pool.get(idx)), pieces, pool.device))
         total = feats if total is None else total + feats
     features = total / num_nets

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature clean
 
 install: $(STAMP)
 
@@ -66,6 +66,11 @@ bench-accuracy-idm: install
 # Pruning benchmark: DM+HDD, kept ratio and criterion vs accuracy, 3 seeds (resumable).
 bench-pruning: install
 	$(PY) -m bench.pruning
+
+# Curvature and lift study: DM vs DM+HDD (three lifts) against k, IPC 1 then 10, 3 seeds
+# (resumable per run; about 7 hours on a 2-core CPU). ARGS="--ipcs 1" runs one half.
+bench-curvature: install
+	$(PY) -m bench.curvature $(ARGS)
 
 clean:
 	rm -rf outputs multirun

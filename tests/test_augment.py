@@ -306,3 +306,34 @@ def test_full_strategy_on_mnist_and_cifar_shapes(c: int, h: int, w: int, grouped
 def test_rejects_groups_of_wrong_length() -> None:
     with pytest.raises(ValueError):
         DSA()(images(4), gen(0), torch.zeros(3, dtype=torch.long), 1)
+
+
+# --- affine sampling convention ---------------------------------------------------------------
+
+
+def test_affine_ops_sample_as_the_released_scripts_and_the_convention_is_moot_when_square():
+    import math
+
+    import torch.nn.functional as F
+
+    from src.augment.dsa import apply_affine
+
+    x = images(4, 3, 32, 32).double()
+    c, s = math.cos(0.2), math.sin(0.2)
+    for theta in ([[0.8, 0.0, 0.0], [0.0, 1.1, 0.0]], [[c, s, 0.0], [-s, c, 0.0]]):
+        theta = torch.tensor([theta], dtype=torch.float64).expand(4, 2, 3)
+        # The released call: affine_grid / grid_sample with PyTorch's defaults.
+        released = F.grid_sample(x, F.affine_grid(theta, list(x.shape)))
+        torch.testing.assert_close(apply_affine(x, {"theta": theta}), released, rtol=0, atol=0)
+        corners = F.grid_sample(
+            x, F.affine_grid(theta, list(x.shape), align_corners=True), align_corners=True
+        )
+        torch.testing.assert_close(released, corners, rtol=0, atol=1e-12)
+    # On a non-square image the two conventions differ: the check above can fail.
+    y = images(1, 1, 28, 32).double()
+    theta = theta[:1]
+    edge = F.grid_sample(y, F.affine_grid(theta, list(y.shape)))
+    corner = F.grid_sample(
+        y, F.affine_grid(theta, list(y.shape), align_corners=True), align_corners=True
+    )
+    assert (edge - corner).abs().max() > 1e-3

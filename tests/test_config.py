@@ -109,42 +109,65 @@ def test_benchmark_experiment_holds_the_documented_budget():
     assert compose_cfg("distill", ["experiment=fashion_mnist_bench", "ipc=1"]).ipc == 1
 
 
-SPEC_ROWS = {  # SPEC section 4: dataset, ipc -> lr_img, ce_weight, other settings
+RELEASED_IDM = {  # IDM-HDD command lines: dataset, ipc -> lr_img, ce_weight, other settings
     ("cifar10", 1): (0.5, 0.5, {"batch_real": 5000, "net_generate_interval": 5}),
     ("cifar10", 10): (1.0, 0.5, {}),
     ("cifar10", 50): (0.2, 0.1, {"acc_reset_interval": 500}),
     ("cifar100", 1): (0.5, 0.5, {"batch_real": 5000, "net_generate_interval": 5}),
     ("cifar100", 10): (0.2, 0.1, {"model_train_steps": 50}),
-    ("cifar100", 50): (0.2, 0.1, {}),
+    ("cifar100", 50): (0.2, 0.1, {"acc_reset_interval": 500}),
     ("tinyimagenet", 1): (0.5, 0.5, {}),
-    ("tinyimagenet", 10): (1.0, 0.5, {}),
-    ("tinyimagenet", 50): (0.2, 0.8, {"model_train_steps": 50}),
+    ("tinyimagenet", 10): (1.0, 0.5, {"acc_reset_interval": 500}),
+    ("tinyimagenet", 50): (0.2, 0.8, {"model_train_steps": 50, "acc_reset_interval": 1000}),
+}
+# The released IDM-HDD scripts per dataset: iterations, lift, cap, k, scale, ConvNet depth,
+# whether the init packs four half-size real images per stored image.
+RELEASED_IDM_SCRIPT = {
+    "cifar10": (10000, "expmap", 10.0, 2.4, 100.0, None, True),
+    "cifar100": (20000, "project", None, 2.0, 100.0, None, True),
+    "tinyimagenet": (20000, "project", None, 0.5, 500.0, 3, False),
 }
 
 
-@pytest.mark.parametrize(("dataset", "ipc"), sorted(SPEC_ROWS))
-def test_presets_hold_the_papers_settings(dataset, ipc):
-    lr_img, ce_weight, other = SPEC_ROWS[(dataset, ipc)]
+def _loss_settings(cfg) -> tuple:
+    loss = hydra.utils.instantiate(cfg.loss)
+    assert isinstance(loss, LorentzCentroidLoss)
+    return loss.lift, loss.max_radius, loss.k, loss.scale
+
+
+@pytest.mark.parametrize(("dataset", "ipc"), sorted(RELEASED_IDM))
+def test_presets_hold_the_released_settings(dataset, ipc):
+    lr_img, ce_weight, other = RELEASED_IDM[(dataset, ipc)]
+    iterations, lift, cap, k, scale, depth, pack = RELEASED_IDM_SCRIPT[dataset]
     idm = compose_cfg("distill", [f"experiment=idm_hdd/{dataset}_ipc{ipc}"])
     assert (idm.dataset.name, idm.ipc, idm.iterations, idm.method.name) == (
-        dataset, ipc, 10000, "idm"
+        dataset, ipc, iterations, "idm"
     )  # fmt: skip
     assert (idm.method.lr_img, idm.method.ce_weight, idm.method.train_net_num) == (
         lr_img, ce_weight, 1
     )  # fmt: skip
     assert idm.method.net_decay and idm.method.syn_ce and idm.method.factor == 2
-    for key, value in other.items():
+    assert idm.method.pack_init is pack and idm.model.depth == depth
+    expected = {"acc_reset_interval": 100} | other
+    for key, value in expected.items():
         assert idm.method[key] == value
-    loss = hydra.utils.instantiate(idm.loss)
-    assert isinstance(loss, LorentzCentroidLoss) and (loss.k, loss.scale) == (2.4, 100.0)
+    assert _loss_settings(idm) == (lift, cap, k, scale)
     plain = compose_cfg("distill", [f"experiment=idm_hdd/{dataset}_ipc{ipc}", "loss=euclidean"])
     assert isinstance(hydra.utils.instantiate(plain.loss), EuclideanMeanLoss)
     dm = compose_cfg("distill", [f"experiment=dm_hdd/{dataset}_ipc{ipc}"])
     assert (dm.method.name, dm.iterations, dm.method.lr_img, dm.method.batch_real) == (
         "dm", 20000, 1.0, 256
     )  # fmt: skip
-    loss = hydra.utils.instantiate(dm.loss)
-    assert isinstance(loss, LorentzCentroidLoss) and (loss.k, loss.scale) == (1.0, 20.0)
+    assert _loss_settings(dm) == ("expmap", 10.0, 1.0, 20.0)
+    assert dm.model.depth == (3 if dataset == "tinyimagenet" else None)
+
+
+def test_the_default_lift_is_the_released_dm_hdd_one_and_the_exact_map_an_option():
+    assert _loss_settings(compose_cfg("distill", [])) == ("expmap", 10.0, 1.0, 20.0)
+    exact = compose_cfg("distill", ["loss.max_radius=null"])
+    assert _loss_settings(exact) == ("expmap", None, 1.0, 20.0)
+    project = compose_cfg("distill", ["loss.lift=project", "loss.max_radius=null"])
+    assert _loss_settings(project) == ("project", None, 1.0, 20.0)
 
 
 def test_lorentz_defaults_follow_the_method_and_yield_to_overrides():

@@ -206,3 +206,95 @@ def test_feature_centroid_of_one_far_point_is_that_point():
     reference = lorentz_normalize_sum(lift(f25.expand(1, 2, 128), 1.0), torch.tensor([[0.3, 2.0]]))
     assert lorentz_distance(twice, one, 1.0).item() < 1e-4
     assert lorentz_distance(reference, one, 1.0).item() < 1e-4
+
+
+# --- the released lifts: capped exponential map and projection --------------------------
+
+
+@pytest.mark.parametrize("k", KS)
+def test_capped_expmap_is_exact_below_the_cap_and_sits_on_the_cap_beyond(k):
+    sk = math.sqrt(k)
+    near = _features(5, 32, 3.0 * sk)
+    torch.testing.assert_close(lift(near, k, "expmap", 10.0), lift(near, k), rtol=1e-12, atol=0)
+    far = _features(5, 32, 25.0 * sk)
+    x = lift(far, k, "expmap", 10.0)
+    # Definition: (sqrt(k) cosh(R), sqrt(k) sinh(R) v/|v|) with R = min(|v|/sqrt(k), 10).
+    e = far / far.norm(dim=-1, keepdim=True)
+    expected = torch.cat(
+        [torch.full((5, 1), sk * math.cosh(10.0), dtype=torch.float64), sk * math.sinh(10.0) * e],
+        dim=-1,
+    )
+    torch.testing.assert_close(x, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(distance_to_origin(x, k), torch.full((5,), 10.0 * sk).double())
+    rel = (minkowski_inner(x, x) + k).abs() / x[:, 0] ** 2
+    assert rel.max() < 1e-14
+
+
+@pytest.mark.parametrize("k", KS)
+def test_capped_expmap_is_geoopts_exact_map_of_the_clamped_tangent_vector(k):
+    v = _features(6, 16, 1.0) * torch.tensor([1, 4, 9, 11, 30, 80.0]).double().unsqueeze(1)
+    v = v * math.sqrt(k)
+    norms = v.norm(dim=-1, keepdim=True)
+    clamped = v * (10.0 * math.sqrt(k) / norms).clamp_max(1.0)
+    m = manifold(k)
+    expected = m.projx(m.expmap0(torch.nn.functional.pad(clamped, (1, 0))))
+    torch.testing.assert_close(lift(v, k, "expmap", 10.0), expected, rtol=1e-12, atol=0)
+
+
+def test_capped_expmap_passes_no_radial_gradient_beyond_the_cap():
+    k = 1.0
+    for norm, radial_zero in ((5.0, False), (25.0, True)):
+        v = _features(1, 8, norm, seed=11).requires_grad_(True)
+        x0 = lift(v, k, "expmap", 10.0)[0, 0]  # x0 depends on the radius only
+        x0.backward()
+        # Beyond the cap only rounding is left (projx recomputes x0 from |v / |v||).
+        assert (v.grad.abs().max().item() < 1e-15 * x0.item()) is radial_zero
+        # The direction still gets a gradient, orthogonal to v (the radius is frozen).
+        w = _features(1, 8, 1.0, seed=12)
+        v.grad = None
+        (lift(v, k, "expmap", 10.0)[0, 1:] * w[0]).sum().backward()
+        assert v.grad.abs().max() > 0
+        if radial_zero:
+            assert abs((v.grad * v).sum().item()) < 1e-9 * v.grad.norm().item() * norm
+
+
+@pytest.mark.parametrize("k", KS)
+def test_project_lift_is_geoopts_projx_of_the_zero_padded_feature(k):
+    v = _features(7, 16, 25.0)
+    x = lift(v, k, "project")
+    expected = torch.cat([(k + v.square().sum(-1, keepdim=True)).sqrt(), v], dim=-1)
+    torch.testing.assert_close(x, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(x, manifold(k).projx(torch.nn.functional.pad(v, (1, 0))))
+    # Its level is logarithmic in |v|: sqrt(k) asinh(|v| / sqrt(k)).
+    level = math.sqrt(k) * math.asinh(25.0 / math.sqrt(k))
+    torch.testing.assert_close(distance_to_origin(x, k), torch.full((7,), level).double())
+
+
+@pytest.mark.parametrize("kind,cap", [("expmap", 10.0), ("expmap", 2.0), ("project", None)])
+@pytest.mark.parametrize("k", [0.5, 2.4])
+def test_feature_centroid_follows_every_lift(kind, cap, k):
+    g = torch.Generator().manual_seed(31)
+    f = torch.randn(3, 7, 16, generator=g, dtype=torch.float64) * 6.0  # norms ~24
+    w = torch.rand(3, 7, generator=g, dtype=torch.float64)
+    expected = lorentz_normalize_sum(lift(f, k, kind, cap), w, k)
+    got = feature_centroid(f, w, k, kind=kind, max_radius=cap)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * expected.abs().max())
+    fa, fb = f.clone().requires_grad_(), f.clone().requires_grad_()
+    target = lift(torch.randn(3, 16, generator=g, dtype=torch.float64), k)
+    lorentz_distance(
+        feature_centroid(fa, w, k, kind=kind, max_radius=cap), target, k
+    ).sum().backward()
+    lorentz_distance(
+        lorentz_normalize_sum(lift(fb, k, kind, cap), w, k), target, k
+    ).sum().backward()
+    torch.testing.assert_close(fa.grad, fb.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kind,cap,message",
+    [("poincare", None, "unknown lift"), ("project", 10.0, "expmap lift only"),
+     ("expmap", 0.0, "must be > 0")],
+)  # fmt: skip
+def test_bad_lift_settings_are_rejected(kind, cap, message):
+    with pytest.raises(ValueError, match=message):
+        lift(torch.ones(2, 3), 1.0, kind, cap)

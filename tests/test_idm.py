@@ -77,6 +77,20 @@ def test_real_init_packs_four_downscaled_real_images(fmnist_train):
     assert not torch.allclose(patches[0], patches[1])
 
 
+def test_unpacked_init_stores_one_full_size_real_image_per_synthetic_image(fmnist_train):
+    from src.methods.base import initial_synthetic_set
+    from src.rng import make_generator
+
+    info, pool = fmnist_train
+    module = _idm(pool, info, pack_init=False)
+    stored, labels = module.synthetic_set()
+    # The released TinyImageNet IDM script: init draws ipc real images per class, unpacked.
+    real, _ = initial_synthetic_set(pool, 1, "real", make_generator(0, "init"))
+    assert torch.equal(stored, real) and labels.tolist() == list(range(10))
+    packed, _ = _idm(pool, info).synthetic_set()
+    assert not torch.allclose(packed, stored)
+
+
 def test_pool_grows_every_interval_and_is_capped(fmnist_train):
     info, pool = fmnist_train
     module = _idm(pool, info, net_generate_interval=2, net_num=5)

@@ -77,3 +77,39 @@ def test_losses_keep_their_precision_under_bf16_autocast(loss):
         plain = loss(real.bfloat16().float(), w, syn.bfloat16().float())
     assert inside.dtype == exact.dtype
     torch.testing.assert_close(inside, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("lift_kind,cap", [("expmap", 10.0), ("expmap", None), ("project", None)])
+def test_lorentz_loss_uses_its_lift(lift_kind, cap):
+    real, syn = _feats(3, 8, 5, scale=12.0), _feats(3, 2, 5, seed=1, scale=12.0)  # norms > 10
+    k, scale = 1.0, 20.0
+    loss = LorentzCentroidLoss(k=k, scale=scale, lift=lift_kind, max_radius=cap)
+    out = loss(real, torch.ones(3, 8), syn)
+    for c in range(3):
+        d = lorentz_distance(
+            lorentz_centroid(lift(real[c], k, lift_kind, cap), k),
+            lorentz_centroid(lift(syn[c], k, lift_kind, cap), k),
+            k,
+        )
+        torch.testing.assert_close(out[c], scale * d)
+    assert loss.describe() == {
+        "loss": "lorentz", "k": k, "scale": scale, "lift": lift_kind, "max_radius": cap
+    }  # fmt: skip
+
+
+def test_lifts_give_different_losses_beyond_the_cap():
+    real, syn = _feats(2, 8, 5, scale=12.0), _feats(2, 2, 5, seed=1, scale=12.0)
+    w = torch.ones(2, 8)
+    capped = LorentzCentroidLoss(max_radius=10.0)(real, w, syn)
+    exact = LorentzCentroidLoss(max_radius=None)(real, w, syn)
+    project = LorentzCentroidLoss(lift="project", max_radius=None)(real, w, syn)
+    assert not torch.allclose(capped, exact) and not torch.allclose(exact, project)
+
+
+def test_lorentz_loss_rejects_bad_lift_settings():
+    from src.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="loss: unknown lift 'poincare'"):
+        LorentzCentroidLoss(lift="poincare")
+    with pytest.raises(ConfigError, match="expmap lift only"):
+        LorentzCentroidLoss(lift="project", max_radius=10.0)

@@ -101,9 +101,14 @@ def apply_flip(x: Tensor, p: Params) -> Tensor:
 
 
 def apply_affine(x: Tensor, p: Params) -> Tensor:
-    """Resample each image through its own 2x3 affine matrix (zero padding, bilinear)."""
-    grid = F.affine_grid(p["theta"], list(x.shape), align_corners=True)
-    return F.grid_sample(x, grid, align_corners=True)
+    """Resample each image through its own 2x3 affine matrix (zero padding, bilinear).
+
+    PyTorch's default ``align_corners=False``, as the released DSA / DM / HDD scripts call
+    it. For square images and the centred matrices drawn here (no translation) the other
+    convention gives the same images up to rounding (tests/test_augment.py).
+    """
+    grid = F.affine_grid(p["theta"], list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False)
 
 
 def apply_translate(x: Tensor, p: Params) -> Tensor:

@@ -56,16 +56,61 @@ def minkowski_inner(x: Tensor, y: Tensor, keepdim: bool = False) -> Tensor:
     return geoopt.manifolds.lorentz.math.inner(x, y, keepdim=keepdim, dim=-1)
 
 
-def lift(features: Tensor, k: float = 1.0) -> Tensor:
-    """Lift Euclidean features onto the hyperboloid: ``projx(expmap0((0, v)))`` in float64.
+LIFTS = ("expmap", "project")
 
-    For ``v in R^n`` this is
-    ``(sqrt(k) cosh(|v|/sqrt(k)), sqrt(k) sinh(|v|/sqrt(k)) v/|v|)`` in ``R^(n+1)``.
+
+def check_lift(kind: str, max_radius: float | None) -> None:
+    """Raise ValueError unless ``kind`` is a known lift and ``max_radius`` fits it."""
+    if kind not in LIFTS:
+        raise ValueError(f"unknown lift '{kind}'; choose one of: {', '.join(LIFTS)}")
+    if max_radius is not None and kind != "expmap":
+        raise ValueError(f"max_radius caps the expmap lift only; lift={kind} needs null")
+    if max_radius is not None and not max_radius > 0:
+        raise ValueError(f"max_radius must be > 0 (or null for the exact map), got {max_radius}")
+
+
+def lift_radial(
+    rho: Tensor, k: float = 1.0, kind: str = "expmap", max_radius: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """Time part ``x0`` and space norm ``|x_{1:}|`` of the lift of a feature of norm ``rho``.
+
+    - ``expmap``: ``(sqrt(k) cosh(r), sqrt(k) sinh(r))`` with ``r = rho / sqrt(k)``, or with
+      ``r = min(rho / sqrt(k), max_radius)`` when capped; the clamp passes no gradient to
+      rho beyond the cap (the released scripts' geoopt copy caps at 10).
+    - ``project``: ``(sqrt(k + rho^2), rho)``, i.e. projx of ``(0, v)`` without the map.
+    The space part points along ``v / |v|`` in both.
     """
+    check_lift(kind, max_radius)
+    sk = k**0.5
+    if kind == "project":
+        return (k + rho.square()).sqrt(), rho
+    r = rho / sk
+    if max_radius is not None:
+        r = r.clamp_max(float(max_radius))
+    return sk * torch.cosh(r), sk * torch.sinh(r)
+
+
+def lift(
+    features: Tensor, k: float = 1.0, kind: str = "expmap", max_radius: float | None = None
+) -> Tensor:
+    """Lift Euclidean features onto the hyperboloid, in float64.
+
+    ``expmap`` exact: ``projx(expmap0((0, v)))`` with geoopt, i.e.
+    ``(sqrt(k) cosh(|v|/sqrt(k)), sqrt(k) sinh(|v|/sqrt(k)) v/|v|)``; capped: the same with
+    ``|v|/sqrt(k)`` clamped at ``max_radius`` (``lift_radial``), then projx; ``project``:
+    geoopt's ``projx((0, v)) = (sqrt(k + |v|^2), v)``.
+    """
+    check_lift(kind, max_radius)
     v = features.to(torch.float64)
-    u = torch.nn.functional.pad(v, (1, 0))  # tangent vector at the origin: time part 0
     m = _manifold_for(k, v)
-    return m.projx(m.expmap0(u))
+    if kind == "project":
+        return m.projx(torch.nn.functional.pad(v, (1, 0)))
+    if max_radius is None:
+        u = torch.nn.functional.pad(v, (1, 0))  # tangent vector at the origin: time part 0
+        return m.projx(m.expmap0(u))
+    rho = _safe_norm(v)
+    x0, space = lift_radial(rho, k, kind, max_radius)
+    return m.projx(torch.cat([x0, space * v / rho], dim=-1))
 
 
 def distance_to_origin(x: Tensor, k: float = 1.0) -> Tensor:
@@ -138,23 +183,26 @@ def lorentz_normalize_sum(
 
 
 def feature_centroid(
-    features: Tensor, weights: Tensor, k: float = 1.0, eps: float = CENTROID_EPS
+    features: Tensor,
+    weights: Tensor,
+    k: float = 1.0,
+    eps: float = CENTROID_EPS,
+    kind: str = "expmap",
+    max_radius: float | None = None,
 ) -> Tensor:
-    """``lorentz_normalize_sum(lift(features), weights, k)`` without building the lifted points.
+    """``lorentz_normalize_sum(lift(features, k, kind, max_radius), weights, k)``, unbuilt.
 
-    With ``rho_i = |f_i|`` the lifted point is ``(sqrt(k) cosh(rho_i / sqrt(k)),
-    sqrt(k) sinh(rho_i / sqrt(k)) f_i / rho_i)``: its polar form needs only per-sample
-    scalars and the directions, a few passes over the features instead of one per step of
-    lift, projection and normalisation.
+    A lifted point is ``(x0(rho_i), s(rho_i) f_i / rho_i)`` with ``rho_i = |f_i|`` and
+    ``(x0, s) = lift_radial(rho_i)``: its polar form needs only per-sample scalars and the
+    directions, a few passes over the features instead of one per step of lift, projection
+    and normalisation.
     """
-    sk = k**0.5
     f = features.to(torch.float64)
     rho = _safe_norm(f)  # (..., m, 1)
     direction = f / rho
     w = weights.to(torch.float64).unsqueeze(-1)
-    return _normalized_sum(
-        w, sk * torch.cosh(rho / sk), sk * torch.sinh(rho / sk), direction, k, eps
-    )
+    x0, space_norm = lift_radial(rho, k, kind, max_radius)
+    return _normalized_sum(w, x0, space_norm, direction, k, eps)
 
 
 def lorentz_centroid(points: Tensor, k: float = 1.0, weights: Tensor | None = None) -> Tensor:

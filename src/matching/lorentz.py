@@ -6,21 +6,44 @@ import torch
 from torch import Tensor
 
 from src.errors import ConfigError
-from src.hyperbolic import feature_centroid, lorentz_distance
+from src.hyperbolic import check_lift, feature_centroid, lorentz_distance
 from src.matching.base import MatchingLoss
 
 
 class LorentzCentroidLoss(MatchingLoss):
-    """``scale * d_k(centroid(lift(phi(R_c))), centroid(lift(phi(S_c))))`` per class, in float64."""
+    """``scale * d_k(centroid(lift(phi(R_c))), centroid(lift(phi(S_c))))`` per class, in float64.
+
+    ``lift`` is ``expmap`` (exponential map at the origin; ``max_radius`` caps its radius
+    in units of sqrt(k) as the released DM-HDD scripts do, null = exact) or ``project``
+    (``(sqrt(k + |v|^2), v)``, the released IDM-HDD CIFAR-100 / TinyImageNet lift).
+    """
 
     name = "lorentz"
 
-    def __init__(self, k: float = 1.0, scale: float = 20.0) -> None:
+    def __init__(
+        self,
+        k: float = 1.0,
+        scale: float = 20.0,
+        lift: str = "expmap",
+        max_radius: float | None = 10.0,
+    ) -> None:
         super().__init__()
         if not k > 0:
             raise ConfigError(f"loss.k must be > 0, got {k}")
+        try:
+            check_lift(lift, max_radius)
+        except ValueError as exc:
+            raise ConfigError(f"loss: {exc}") from None
         self.k = float(k)
         self.scale = float(scale)
+        self.lift = lift
+        self.max_radius = None if max_radius is None else float(max_radius)
+
+    def centroid(self, features: Tensor, weights: Tensor) -> Tensor:
+        """Lorentz centroids (C, D+1) of lifted features (C, B, D) with weights (C, B)."""
+        return feature_centroid(
+            features, weights, self.k, kind=self.lift, max_radius=self.max_radius
+        )
 
     def forward(self, real: Tensor, real_weights: Tensor, syn: Tensor) -> Tensor:
         """Per-class scaled geodesic distances between the two centroids, shape (C,).
@@ -30,10 +53,16 @@ class LorentzCentroidLoss(MatchingLoss):
         with torch.autocast(syn.device.type, enabled=False):
             syn_weights = torch.ones(syn.shape[:-1], dtype=torch.float64, device=syn.device)
             # == lorentz_normalize_sum(lift(x), w, k), in fewer passes over the features.
-            real_centroid = feature_centroid(real, real_weights, self.k)
-            syn_centroid = feature_centroid(syn, syn_weights, self.k)
+            real_centroid = self.centroid(real, real_weights)
+            syn_centroid = self.centroid(syn, syn_weights)
             return self.scale * lorentz_distance(real_centroid, syn_centroid, self.k)
 
     def describe(self) -> dict:
-        """Loss name, curvature parameter k and scale."""
-        return {"loss": self.name, "k": self.k, "scale": self.scale}
+        """Loss name, curvature parameter k, scale, lift and its radius cap."""
+        return {
+            "loss": self.name,
+            "k": self.k,
+            "scale": self.scale,
+            "lift": self.lift,
+            "max_radius": self.max_radius,
+        }

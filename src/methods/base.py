@@ -22,21 +22,28 @@ INITS = ("real", "noise")
 
 
 def initial_synthetic_set(
-    pool: RealPool, ipc: int, init: str, generator: torch.Generator, factor: int = 1
+    pool: RealPool,
+    ipc: int,
+    init: str,
+    generator: torch.Generator,
+    factor: int = 1,
+    pack_init: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Images (C*ipc, ch, H, W) float32 and class-ordered labels (C*ipc,) to start from.
 
-    With ``factor`` f > 1 each image packs f^2 distinct real images of its class, downscaled.
+    With ``factor`` f > 1 each image packs f^2 distinct real images of its class, downscaled;
+    with ``pack_init`` false it starts as one full-size real image instead (its f^2 parts
+    are then zoomed crops of that image, as the released TinyImageNet IDM script starts).
     """
     if ipc < 1:
         raise ConfigError(f"ipc must be >= 1, got {ipc}")
     if init not in INITS:
         raise ConfigError(f"unknown init '{init}'; choose one of: {', '.join(INITS)}")
     labels = torch.arange(pool.num_classes).repeat_interleave(ipc)
-    per_class = ipc * factor * factor
+    per_class = ipc * factor * factor if pack_init else ipc
     indices = pool.random_per_class(per_class, generator)  # also checks ipc vs class sizes
     if init == "real":
-        images = pack(pool.get(indices).cpu(), factor)
+        images = pack(pool.get(indices).cpu(), factor if pack_init else 1)
     else:
         shape = (len(labels), *pool.images.shape[1:])
         images = torch.randn(shape, generator=generator)
@@ -97,6 +104,7 @@ class SyntheticSetModule(L.LightningModule):
         name: str = "dm",
         factor: int = 1,
         embed_chunk: int | str = "auto",
+        pack_init: bool = True,
     ) -> None:
         super().__init__()
         self.pool = pool
@@ -113,7 +121,7 @@ class SyntheticSetModule(L.LightningModule):
         self.factor = factor
         self.embed_chunk = check_chunk(embed_chunk, "method.embed_chunk")
         images, labels = initial_synthetic_set(
-            pool, ipc, init, make_generator(seed, "init"), factor
+            pool, ipc, init, make_generator(seed, "init"), factor, pack_init
         )
         self.syn_images = nn.Parameter(images)
         self.completed_iterations = 0

@@ -21,7 +21,9 @@ def run_analyze(cfg: DictConfig) -> list[Path]:
             f"classes must be class indices in [0, {info.num_classes}), got {classes}"
         )
     kept = load_kept_indices(kept_path(cfg.distilled))
-    k = float(cfg.k if cfg.k is not None else ds.meta.get("k", 1.0))
+    # The run's own view; sets made before lifts were recorded used the exact map.
+    lift = ds.meta.get("geometry_lift") or {"k": ds.meta.get("k", 1.0), "kind": "expmap"}
+    k = float(cfg.k if cfg.k is not None else lift["k"])
     paths = render_geometry(
         Path(cfg.paths.output_dir),
         pool,
@@ -34,6 +36,8 @@ def run_analyze(cfg: DictConfig) -> list[Path]:
         seed=cfg.seed,
         factor=int(ds.meta.get("factor", 1)),
         kept=kept,
+        lift_kind=str(lift["kind"]),
+        max_radius=lift.get("max_radius"),
     )
     for path in paths:
         print(f"wrote {path}")

@@ -41,6 +41,7 @@ from src.pipelines.components import (
     progress_bar,
     to_dict,
 )
+from src.pipelines.diagnostics import GeometryDiagnostics, GeometryProbe, diagnostic_lift
 from src.pipelines.geometry import render_geometry
 from src.pipelines.publish import GridOverTime, publish_outputs
 from src.pipelines.validate import validate_distill
@@ -95,6 +96,23 @@ def prune_pool(cfg: DictConfig, info: DatasetInfo, pool: RealPool, pruner: Prune
     return kept
 
 
+def geometry_diagnostics(
+    cfg: DictConfig, info: DatasetInfo, pool: RealPool, factor: int
+) -> GeometryDiagnostics | None:
+    """The run's geometry diagnostics callback (None when ``geometry.diagnostics`` is off)."""
+    if not cfg.geometry.get("diagnostics", True):
+        return None
+    probe = GeometryProbe(
+        pool,
+        model_factory(cfg.model, info),
+        diagnostic_lift(cfg),
+        cfg.geometry.real_per_class,
+        cfg.seed,
+        factor,
+    )
+    return GeometryDiagnostics(probe, cfg.geometry.get("every"), list(cfg.geometry.classes))
+
+
 def run_distill(cfg: DictConfig) -> dict:
     """Distill ``cfg.dataset`` into ``cfg.ipc`` images per class; returns the results dict."""
     validate_distill(cfg)
@@ -128,6 +146,7 @@ def run_distill(cfg: DictConfig) -> dict:
         _, test_pool = load_data(cfg.dataset, train=False)
         evaluate = build_evaluator(cfg, info, test_pool, module.augment)
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
+    diagnostics = geometry_diagnostics(cfg, info, pool, module.factor)
     loggers = build_loggers(cfg.get("logger"))
     for logger in loggers:
         if resumed_at is not None and isinstance(logger, ResumableCSVLogger):
@@ -142,6 +161,7 @@ def run_distill(cfg: DictConfig) -> dict:
             checkpoint,
             GridOverTime(out, cfg.grid_every, pool.denormalize, info.num_classes),
             *([periodic] if periodic else []),
+            *([diagnostics] if diagnostics else []),
         ],
         logger=loggers or False,
         enable_checkpointing=False,
@@ -178,21 +198,26 @@ def run_distill(cfg: DictConfig) -> dict:
     if kept is not None:
         save_kept_indices(out / KEPT_FILE, kept)
     if cfg.geometry.enabled:
+        lift = diagnostic_lift(cfg)
         render_geometry(
             out,
             pool,
             {"before": initial, "after": (images, labels)},
             model_factory(cfg.model, info),
-            float(meta.get("k", cfg.method.hdd_k)),
+            lift["k"],
             info.names(),
             list(cfg.geometry.classes),
             real_per_class=cfg.geometry.real_per_class,
             seed=cfg.seed,
             factor=module.factor,
             real_name="real" if kept is None else "real (kept pool)",
+            lift_kind=lift["kind"],
+            max_radius=lift["max_radius"],
         )
     if kept is not None:
         results["kept_per_class"] = pool.counts.tolist()
+    if diagnostics:
+        results["geometry"] = diagnostics.summary()
     if periodic:
         results["during"] = {str(k): v.as_dict() for k, v in sorted(periodic.history.items())}
     try:
@@ -231,6 +256,7 @@ def distilled_metadata(
         "std": list(info.std),
         "class_names": info.names(),
         "prune": pruner.describe(),
+        "geometry_lift": diagnostic_lift(cfg),  # the lift of its pictures and diagnostics
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
 

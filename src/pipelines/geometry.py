@@ -29,11 +29,14 @@ def render_geometry(
     factor: int = 1,
     kept: Tensor | None = None,
     real_name: str = "real",
+    lift_kind: str = "expmap",
+    max_radius: float | None = None,
 ) -> list[Path]:
     """Write ``poincare_<name>.png`` per synthetic set and ``levels.png``; returns the paths.
 
     One random network (seeded) embeds a random sample of real images per class, the
-    kept pool's sample when pruning ran, and every synthetic set.
+    kept pool's sample when pruning ran, and every synthetic set; all are lifted with
+    ``lift(., k, lift_kind, max_radius)``.
     """
     net = init_weights_(net_factory(), make_generator(seed, "geometry")).eval()
     gen = make_generator(seed, "geometry-sample")
@@ -48,6 +51,7 @@ def render_geometry(
         levels["kept"] = net.embed(kept_pool.get(kept_pool.random_per_class(m, gen)).cpu())
     shown = torch.isin(real_labels, torch.tensor(classes))
     paths = []
+    cap_text = "" if max_radius is None else f" capped at {max_radius:g} sqrt(k)"
     for name, (images, labels) in syn_sets.items():
         images, labels = expand(images, labels, factor)
         syn_feat = net.embed(images)
@@ -62,8 +66,10 @@ def render_geometry(
                 labels[syn_shown],
                 k,
                 class_names,
-                title=f"{name}: real vs synthetic (k = {k})",
+                title=f"{name}: real vs synthetic ({lift_kind}{cap_text}, k = {k})",
+                lift_kind=lift_kind,
+                max_radius=max_radius,
             )  # fmt: skip
         )
-    paths.append(save_level_histogram(out_dir / "levels.png", levels, k))
+    paths.append(save_level_histogram(out_dir / "levels.png", levels, k, lift_kind, max_radius))
     return paths

@@ -113,6 +113,8 @@ def validate_distill(cfg: DictConfig) -> None:
             if not isinstance(c, int) or not 0 <= c < info.num_classes:
                 p.add(f"geometry.classes entries must lie in [0, {info.num_classes}), got {c!r}")
     p.int_at_least(cfg.geometry.real_per_class, "geometry.real_per_class", 1)
+    if cfg.geometry.get("every") is not None:
+        p.int_at_least(cfg.geometry.every, "geometry.every", 1)
     if cfg.loss.get("scale") is not None:
         p.positive(cfg.loss.scale, "loss.scale")
     p.attempt(lambda: build_loss(cfg.loss))

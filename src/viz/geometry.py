@@ -59,13 +59,15 @@ def save_poincare_plot(
     k: float,
     class_names: list[str],
     title: str = "",
+    lift_kind: str = "expmap",
+    max_radius: float | None = None,
 ) -> Path:
     """Real (dots) and synthetic (stars) features of some classes on the Poincaré disk.
 
-    Both sets are lifted with ``k``; each class's real and synthetic Lorentz centroids
-    are marked (black ring, black cross).
+    Both sets are lifted with ``lift(., k, lift_kind, max_radius)``; each class's real and
+    synthetic Lorentz centroids are marked (black ring, black cross).
     """
-    x_real, x_syn = lift(real, k), lift(syn, k)
+    x_real, x_syn = lift(real, k, lift_kind, max_radius), lift(syn, k, lift_kind, max_radius)
     classes = sorted(set(real_labels.tolist()))
     centroids = [lorentz_centroid(x_real[real_labels == c], k) for c in classes]
     centroids += [lorentz_centroid(x_syn[syn_labels == c], k) for c in classes]
@@ -92,13 +94,23 @@ def save_poincare_plot(
     return _save(fig, path)
 
 
-def save_level_histogram(path: str | Path, groups: dict[str, Tensor], k: float) -> Path:
+def save_level_histogram(
+    path: str | Path,
+    groups: dict[str, Tensor],
+    k: float,
+    lift_kind: str = "expmap",
+    max_radius: float | None = None,
+) -> Path:
     """Histograms of the distance to the origin ("hierarchy level") of lifted feature sets."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    levels = {name: distance_to_origin(lift(f, k), k) for name, f in groups.items() if len(f)}
+    levels = {
+        name: distance_to_origin(lift(f, k, lift_kind, max_radius), k)
+        for name, f in groups.items()
+        if len(f)
+    }
     lo = min(float(v.min()) for v in levels.values())
     hi = max(float(v.max()) for v in levels.values())
-    bins = torch.linspace(lo, hi + 1e-9, 41).tolist()
+    bins = torch.linspace(lo - 1e-6, hi + 1e-6, 41).tolist()  # a capped lift: one level
     for name, v in levels.items():
         ax.hist(v.tolist(), bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(v)})")
     ax.set_xlabel(f"distance to the origin (k = {k})")

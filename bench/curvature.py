@@ -1,0 +1,273 @@
+"""Curvature and lift study on Fashion-MNIST: DM+HDD accuracy against k for each lift, and DM.
+
+``python -m bench.curvature [--ipcs 1 10] [--seeds 0 1 2] [--extra-k K ...]``
+
+Rows: DM (``loss=euclidean``) and DM+HDD with three lifts, the released capped exponential
+map (cap 10 sqrt(k)), the exact exponential map and the projection ``(sqrt(k + |v|^2), v)``,
+at IPC 1 for k in 1, 4, 16, 64, 256, 1024 and at IPC 10 for k in 1, 16, 256 (plus
+``--extra-k``, e.g. the best IPC-1 k), scale 20. Every run uses the reduced protocol of
+``experiment=fashion_mnist_bench`` (200 iterations, batch_real 64, 3 evaluation networks x
+300 epochs). A cell is the mean ± sample std over seeds of each run's mean accuracy, with the
+run's geometry diagnostics at its end (class means, then averaged over seeds).
+
+Resumable per run: a run finished under ``--out`` is reused, and so is one already recorded
+in ``bench/results/curvature.json`` with the same overrides (the committed record survives a
+fresh clone). The table, JSON and plot are rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from src.io import (  # noqa: E402
+    atomic_path,
+    atomic_write_text,
+    load_distilled,  # noqa: E402
+)
+from src.pipelines.compare import compose_distill  # noqa: E402
+from src.pipelines.components import load_data, model_factory  # noqa: E402
+from src.pipelines.diagnostics import GeometryProbe, diagnostic_lift  # noqa: E402
+from src.pipelines.distill import DISTILLED_FILE, finished_results, run_distill  # noqa: E402
+
+NAME = "curvature"
+RELEASED = "expmap, cap 10 (released)"
+K_GRID = {1: [1, 4, 16, 64, 256, 1024], 10: [1, 16, 256]}
+LIFTS = {
+    RELEASED: ["loss.lift=expmap", "loss.max_radius=10"],
+    "expmap, exact": ["loss.lift=expmap", "loss.max_radius=null"],
+    "project": ["loss.lift=project", "loss.max_radius=null"],
+}
+DM_ROW = "DM (euclidean)"
+# End-of-run geometry diagnostics shown in the table (class means), in this order.
+DIAGNOSTICS = {
+    "real_level_mean": "real level",
+    "real_centroid_level": "real centroid level",
+    "syn_centroid_level": "syn centroid level",
+    "centroid_distance": "centroid distance",
+    "ess_fraction": "ESS / n",
+    "share_level_spearman": "rank corr. share-level",
+}
+
+
+def rows_for(ipc: int, extra_k: list[float]) -> dict[str, tuple[str, float | None, list[str]]]:
+    """Row label -> (lift label, k, overrides) for one IPC; DM first."""
+    ks = sorted(set(K_GRID[ipc]) | set(extra_k))
+    rows = {DM_ROW: ("DM", None, ["loss=euclidean", "eval.random_baseline=true"])}
+    for lift, overrides in LIFTS.items():
+        for k in ks:
+            rows[f"{lift}, k={k:g}"] = (lift, k, ["loss=lorentz", *overrides, f"loss.k={k}"])
+    return rows
+
+
+def schedule(ipcs: list[int], seeds: list[int], rows: dict) -> list[tuple[int, str, int]]:
+    """Run order per IPC: DM and the released setting for every seed, then seed by seed."""
+    jobs = []
+    for ipc in ipcs:
+        names = list(rows[str(ipc)])
+        first = [DM_ROW, f"{RELEASED}, k=1"]
+        jobs += [(ipc, row, seed) for row in first for seed in seeds]
+        jobs += [(ipc, row, seed) for seed in seeds for row in names if row not in first]
+    return jobs
+
+
+def run_dir(out: Path, ipc: int, row: str, seed: int) -> Path:
+    """Where one (IPC, row, seed) run writes."""
+    # No "=" in the name: the directory travels as a Hydra override value.
+    slug = "".join(ch if ch.isalnum() or ch == "." else "_" for ch in row).strip("_")
+    return out / "runs" / f"ipc{ipc}" / f"{slug}_seed{seed}"
+
+
+def seed_stats(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def diagnostics_of(result: dict) -> dict[str, float] | None:
+    """The class-mean end-of-run diagnostics of a run's results (None if it has none)."""
+    geometry = result.get("geometry")
+    if not geometry:
+        return None
+    return geometry["end"]["mean"]
+
+
+def cell(runs: dict[int, dict]) -> tuple[str, str, list[str]]:
+    """Accuracy cell, per-seed text and diagnostic cells of one row."""
+    if not runs:
+        return "not run", "—", ["—"] * len(DIAGNOSTICS)
+    means = [runs[s]["distilled"]["mean"] for s in sorted(runs)]
+    mean, std = seed_stats(means)
+    diags = [d for d in (diagnostics_of(runs[s]) for s in sorted(runs)) if d]
+    texts = []
+    for key in DIAGNOSTICS:
+        values = [d[key] for d in diags if d.get(key) is not None and math.isfinite(d[key])]
+        texts.append(f"{statistics.fmean(values):.3g}" if values else "—")
+    return f"{mean:.2f} ± {std:.2f}", " / ".join(f"{m:.2f}" for m in means), texts
+
+
+def table(record: dict, header: str) -> str:
+    """The Markdown tables, one per IPC."""
+    lines = [header, ""]
+    for ipc, rows in record["ipcs"].items():
+        random_real = [
+            r["random_real"]["mean"] for r in rows.get(DM_ROW, {}).values() if "random_real" in r
+        ]
+        lines.append(f"#### IPC {ipc}")
+        if random_real:
+            mean, std = seed_stats(random_real)
+            lines.append(f"\nRandom real subset (the init set): {mean:.2f} ± {std:.2f}.")
+        lines += [
+            "",
+            "| setting | accuracy (%), mean ± std over seeds | per seed | "
+            + " | ".join(DIAGNOSTICS.values())
+            + " |",
+            "|---|---|---|" + "---|" * len(DIAGNOSTICS),
+        ]
+        order = [
+            *record["rows"].get(ipc, {}),
+            *(r for r in rows if r not in record["rows"].get(ipc, {})),
+        ]
+        for row in order:
+            runs = rows.get(row, {})
+            acc, per_seed, diags = cell({int(s): r for s, r in runs.items()})
+            lines.append(f"| {row} | {acc} | {per_seed} | " + " | ".join(diags) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(record: dict, path: Path) -> Path:
+    """Accuracy against k (log axis), one line per lift, DM as a band; one panel per IPC."""
+    ipcs = list(record["ipcs"])
+    fig, axes = plt.subplots(1, len(ipcs), figsize=(5.2 * len(ipcs), 3.8), squeeze=False)
+    for ax, ipc in zip(axes[0], ipcs, strict=True):
+        rows = record["ipcs"][ipc]
+        spec = record["rows"][ipc]
+        dm = [r["distilled"]["mean"] for r in rows.get(DM_ROW, {}).values()]
+        if dm:
+            mean, std = seed_stats(dm)
+            ax.axhspan(mean - std, mean + std, color="gray", alpha=0.25, lw=0)
+            ax.axhline(mean, color="gray", lw=1, label=f"DM {mean:.1f}")
+        for i, lift in enumerate(LIFTS):
+            points = []
+            for row, (row_lift, k, _) in spec.items():
+                runs = rows.get(row, {})
+                if row_lift != lift or not runs:
+                    continue
+                m, s = seed_stats([r["distilled"]["mean"] for r in runs.values()])
+                points.append((k, m, s))
+            if points:
+                points.sort()
+                ks, ms, ss = zip(*points, strict=True)
+                ax.errorbar(ks, ms, yerr=ss, fmt="-o", color=f"C{i}", capsize=3, label=lift)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("Lorentz parameter k (curvature -1/k)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"Fashion-MNIST IPC {ipc}, DM+HDD (scale 20)", fontsize=9)
+        ax.legend(fontsize=7)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def load_record(path: Path) -> dict:
+    """The committed record of finished runs (empty when there is none)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def recorded(record: dict, ipc: int, row: str, seed: int, overrides: list[str]) -> dict | None:
+    """A run of the committed record with exactly these overrides, if any."""
+    run = record.get("ipcs", {}).get(str(ipc), {}).get(row, {}).get(str(seed))
+    return run if run is not None and run.get("overrides") == overrides else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Distill and evaluate every (IPC, row, seed) not yet done; rewrite the outputs after each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ipcs", nargs="+", type=int, default=[1, 10], choices=sorted(K_GRID))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--extra-k", nargs="*", type=float, default=[], help="k for IPC 10 too")
+    parser.add_argument("--out", default=f"outputs/bench/{NAME}")
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    out, results = Path(args.out), Path(args.results)
+    previous = load_record(results / f"{NAME}.json")
+    base = ["experiment=fashion_mnist_bench", "logger=none", "geometry.enabled=false"]
+    base += ["eval.random_baseline=false"]
+    extra = "".join(f" {k:g}" for k in args.extra_k)
+    command = "python -m bench.curvature" + (f" --extra-k{extra}" if args.extra_k else "")
+    header = (
+        "### Fashion-MNIST, DM vs DM+HDD by lift and k: 200 iterations, batch_real 64, 3 "
+        "evaluation networks x 300 epochs per run, scale 20; std: sample std of the per-seed "
+        "accuracies; diagnostics: class means at the end of each run, averaged over seeds "
+        f"(README, 'Geometry diagnostics')\n\n`{command}`"
+    )
+    # Keep every IPC of the committed record, so running one half does not drop the other.
+    record = {"ipcs": previous.get("ipcs", {}), "rows": {}}
+    for ipc in sorted({*args.ipcs, *map(int, record["ipcs"])}):
+        record["rows"][str(ipc)] = rows_for(ipc, args.extra_k if ipc == 10 else [])
+        record["ipcs"].setdefault(str(ipc), {})
+    started = time.perf_counter()
+    for ipc, row, seed in schedule(args.ipcs, args.seeds, record["rows"]):
+        overrides = [*base, f"ipc={ipc}", *record["rows"][str(ipc)][row][2], f"seed={seed}"]
+        done = recorded(previous, ipc, row, seed, overrides)
+        directory = run_dir(out, ipc, row, seed)
+        cfg = compose_distill([*overrides, f"paths.output_dir={directory}"])
+        if done is None:
+            done = finished_results(cfg) or run_distill(cfg)
+            done = done | {"overrides": overrides}
+        if diagnostics_of(done) is None and (directory / DISTILLED_FILE).is_file():
+            done = done | {"geometry": measure_saved_set(cfg, directory)}
+        record["ipcs"][str(ipc)].setdefault(row, {})[str(seed)] = done
+        write_outputs(record, results, header, command, started)
+    print(table(record, header), file=sys.stderr)
+
+
+def measure_saved_set(cfg, directory: Path) -> dict:
+    """End-of-run diagnostics of a saved set, for a run finished before runs recorded them.
+
+    The probe (network, real sample) is the one the run itself would have used at its end.
+    """
+    info, pool = load_data(cfg.dataset, train=True)
+    saved = load_distilled(directory / DISTILLED_FILE)
+    factor = int(saved.meta.get("factor", 1))
+    lift = diagnostic_lift(cfg)
+    probe = GeometryProbe(
+        pool, model_factory(cfg.model, info), lift, cfg.geometry.real_per_class, cfg.seed, factor
+    )
+    end = probe.measure(saved.images, saved.labels)
+    return {"lift": lift, "end": end | {"iteration": saved.meta.get("iteration")}}
+
+
+def write_outputs(record: dict, results: Path, header: str, command: str, started: float) -> None:
+    """Rewrite curvature.{md,json,png} from the record (atomically)."""
+    summary = record | {
+        "command": command,
+        "seconds_this_invocation": time.perf_counter() - started,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(results / f"{NAME}.md", table(record, header) + "\n")
+    atomic_write_text(results / f"{NAME}.json", json.dumps(summary, indent=2) + "\n")
+    plot(record, results / f"{NAME}.png")
+
+
+if __name__ == "__main__":
+    main()

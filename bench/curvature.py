@@ -73,13 +73,16 @@ def rows_for(ipc: int, extra_k: list[float]) -> dict[str, tuple[str, float | Non
 
 
 def schedule(ipcs: list[int], seeds: list[int], rows: dict) -> list[tuple[int, str, int]]:
-    """Run order per IPC: DM and the released setting for every seed, then seed by seed."""
+    """Run order: per IPC, DM and the released setting on every seed, then the other rows
+    on the first seed (the shape of each curve early), then the other seeds."""
+    first = [DM_ROW, f"{RELEASED}, k=1"]
+    rest = {ipc: [r for r in rows[str(ipc)] if r not in first] for ipc in ipcs}
     jobs = []
     for ipc in ipcs:
-        names = list(rows[str(ipc)])
-        first = [DM_ROW, f"{RELEASED}, k=1"]
         jobs += [(ipc, row, seed) for row in first for seed in seeds]
-        jobs += [(ipc, row, seed) for seed in seeds for row in names if row not in first]
+        jobs += [(ipc, row, seeds[0]) for row in rest[ipc]]
+    for seed in seeds[1:]:
+        jobs += [(ipc, row, seed) for ipc in ipcs for row in rest[ipc]]
     return jobs
 
 

@@ -113,3 +113,21 @@ def test_lorentz_loss_rejects_bad_lift_settings():
         LorentzCentroidLoss(lift="poincare")
     with pytest.raises(ConfigError, match="expmap lift only"):
         LorentzCentroidLoss(lift="project", max_radius=10.0)
+
+
+def test_below_its_cap_k_only_rescales_the_capped_loss():
+    # Every feature beyond the cap lies at level 10 sqrt(k): the geometry for k is the one
+    # for k = 1 scaled by sqrt(k), so (k, scale) gives the loss of (1, scale * sqrt(k)).
+    g = torch.Generator().manual_seed(5)
+    real, syn = torch.rand(3, 8, 16, generator=g), torch.rand(3, 2, 16, generator=g)
+    real = 30.0 * real / real.norm(dim=-1, keepdim=True)  # norm 30 > 10 sqrt(4)
+    syn = 25.0 * syn / syn.norm(dim=-1, keepdim=True)
+    w = torch.ones(3, 8)
+    at_k4 = LorentzCentroidLoss(k=4.0, scale=20.0, max_radius=10.0)(real, w, syn)
+    at_k1 = LorentzCentroidLoss(k=1.0, scale=40.0, max_radius=10.0)(real, w, syn)
+    torch.testing.assert_close(at_k4, at_k1, rtol=1e-9, atol=0)
+    # The exact map differs where a centroid stays far out: one synthetic image (IPC 1).
+    one = syn[:, :1]
+    exact = LorentzCentroidLoss(k=4.0, scale=20.0, max_radius=None)(real, w, one)
+    capped = LorentzCentroidLoss(k=4.0, scale=20.0, max_radius=10.0)(real, w, one)
+    assert (exact - capped).abs().min() > 1.0

@@ -67,8 +67,14 @@ def run_compare(
             runs[loss].append(done if done is not None else run_distill(cfg))
     first = runs[losses[0]]
     rows = [("random real (init)", _pooled(first, "random_real"), None)]
+    names = [runs[loss][0]["label"] for loss in losses]
+    # Two variants of one loss (e.g. released and recommended HDD) are told apart by group.
+    labels = [
+        f"{x} ({loss})" if names.count(x) > 1 else x for x, loss in zip(names, losses, strict=True)
+    ]
     rows += [
-        (runs[loss][0]["label"], _pooled(runs[loss], "distilled"), runs[loss]) for loss in losses
+        (label, _pooled(runs[loss], "distilled"), runs[loss])
+        for label, loss in zip(labels, losses, strict=True)
     ]
     head = first[0]
     title = f"{head['dataset']} IPC {head['ipc']}, seeds {seeds}"

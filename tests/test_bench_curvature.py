@@ -1,0 +1,59 @@
+"""The curvature study's bookkeeping on fabricated records (no distillation runs)."""
+
+from __future__ import annotations
+
+from bench.curvature import (
+    DM_ROW,
+    EXACT,
+    RELEASED,
+    best_k,
+    rows_for,
+    same_set_as_capped,
+    schedule,
+    table,
+)
+
+
+def _run(acc: float, sha: str = "x") -> dict:
+    return {"distilled": {"mean": acc}, "set_sha256": sha}
+
+
+def test_the_grid_holds_every_lift_and_k_of_the_study():
+    ipc1, ipc10 = rows_for(1), rows_for(10)
+    assert len(ipc1) == 1 + 3 * 6 and len(ipc10) == 1 + 3 * 3
+    assert ipc1[f"{RELEASED}, k=1"][2] == [
+        "loss=lorentz", "loss.lift=expmap", "loss.max_radius=10", "loss.k=1"
+    ]  # fmt: skip
+    assert "loss=euclidean" in ipc1[DM_ROW][2]
+    assert "project, k=64" in rows_for(10, {"project": [64]})
+
+
+def test_dm_and_the_released_setting_run_on_every_seed_first():
+    rows = {"1": rows_for(1), "10": rows_for(10)}
+    jobs = schedule([1, 10], [0, 1, 2], rows)
+    assert len(jobs) == 3 * 19 + 3 * 10 and len(set(jobs)) == len(jobs)
+    assert jobs[:6] == [(1, r, s) for r in (DM_ROW, f"{RELEASED}, k=1") for s in (0, 1, 2)]
+    assert all(seed == 0 for _, _, seed in jobs[6:23])  # then the IPC-1 curve on seed 0
+    assert jobs[23][:2] == (10, DM_ROW)
+
+
+def test_best_k_per_lift_and_bitwise_twins_are_found():
+    record = {
+        "ipcs": {
+            "1": {
+                f"{RELEASED}, k=1": {"0": _run(71.0, "a")},
+                f"{RELEASED}, k=16": {"0": _run(60.0, "b"), "1": _run(62.0, "c")},
+                f"{EXACT}, k=16": {"0": _run(60.0, "b"), "1": _run(62.0, "c")},
+                f"{EXACT}, k=1024": {"0": _run(70.0, "d")},
+            }
+        }
+    }
+    assert best_k(record, 1) == {RELEASED: [1], EXACT: [1024]}
+    rows = record["ipcs"]["1"]
+    assert same_set_as_capped(rows, f"{EXACT}, k=16")
+    rows[f"{EXACT}, k=16"]["1"] = _run(62.0, "other")
+    assert not same_set_as_capped(rows, f"{EXACT}, k=16")
+    record["rows"] = {"1": rows_for(1)}
+    text = table(record, "header")
+    assert "| expmap, cap 10 (released), k=16 | 61.00 ± 1.41 | 60.00 / 62.00 |" in text
+    assert "| project, k=4 | not run |" in text

@@ -188,3 +188,19 @@ def test_compare_runs_every_loss_on_the_same_seed_and_tabulates(tmp_path):
     assert "random_real" in runs["euclidean"][0] and "random_real" not in runs["lorentz"][0]
     assert {r["label"] for rs in runs.values() for r in rs} == {"DM", "DM+HDD"}
     assert (tmp_path / "runs" / "method_lorentz_seed0" / "distilled.safetensors").exists()
+
+
+def test_labels_name_hdd_variants_that_differ_from_the_released_settings():
+    from src.pipelines.distill import hdd_variant
+
+    def variant(*overrides):
+        cfg = compose_cfg("distill", list(overrides))
+        return hdd_variant(cfg, hydra.utils.instantiate(cfg.loss))
+
+    assert variant() == "" and variant("loss=euclidean") == ""
+    assert variant("loss.max_radius=null") == " (expmap exact, k 1, scale 20)"
+    assert variant("loss.lift=project", "loss.max_radius=null", "loss.k=16") == (
+        " (project, k 16, scale 20)"
+    )
+    assert variant("loss.k=4") == " (expmap cap 10, k 4, scale 20)"
+    assert variant("experiment=idm_hdd/cifar100_ipc1") == ""  # that preset's released lift

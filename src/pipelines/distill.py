@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from src.io.checkpoint import (
 )
 from src.io.csv_logger import ResumableCSVLogger
 from src.io.kept import KEPT_FILE, save_kept_indices
+from src.matching import MatchingLoss
 from src.methods.base import SyntheticSetModule, initial_synthetic_set
 from src.methods.checkpoint import RunCheckpoint
 from src.pipelines.components import (
@@ -78,6 +80,24 @@ def finished_results(cfg: DictConfig) -> dict | None:
 def method_label(method: str, loss: str) -> str:
     """Paper name of a method x loss pair: dm+euclidean = DM, dm+lorentz = DM+HDD."""
     return method.upper() + ("+HDD" if loss == "lorentz" else "")
+
+
+def hdd_variant(cfg: DictConfig, loss: MatchingLoss) -> str:
+    """`` (lift ..., k ...)`` when the HDD loss differs from the method's released settings.
+
+    Runs of one sweep over lifts or k then land in separate columns of a report.
+    """
+    loss = loss.describe()
+    if loss["loss"] != "lorentz":
+        return ""
+    m = cfg.method
+    released = (m.hdd_k, m.hdd_scale, m.hdd_lift, m.hdd_max_radius)
+    if (loss["k"], loss["scale"], loss["lift"], loss["max_radius"]) == released:
+        return ""
+    cap = "" if loss["max_radius"] is None else f" cap {loss['max_radius']:g}"
+    if loss["lift"] == "expmap" and loss["max_radius"] is None:
+        cap = " exact"
+    return f" ({loss['lift']}{cap}, k {loss['k']:g}, scale {loss['scale']:g})"
 
 
 def prune_pool(cfg: DictConfig, info: DatasetInfo, pool: RealPool, pruner: Pruner) -> Tensor | None:
@@ -233,7 +253,7 @@ def run_distill(cfg: DictConfig) -> dict:
     atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
     print(format_results(results))
     log_results(loggers, results, module.completed_iterations)
-    artifact = f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower().replace('+', '-')}"
+    artifact = re.sub(r"[^a-z0-9._]+", "-", f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower()}")
     publish_outputs(loggers, out, artifact, module.completed_iterations)
     return results
 
@@ -246,7 +266,7 @@ def distilled_metadata(
         "dataset": info.name,
         "ipc": cfg.ipc,
         "method": module.method_name,
-        "label": method_label(module.method_name, module.loss.name),
+        "label": method_label(module.method_name, module.loss.name) + hdd_variant(cfg, module.loss),
         **module.loss.describe(),
         "iteration": module.completed_iterations,
         "factor": module.factor,

@@ -22,23 +22,18 @@ import argparse
 import hashlib
 import json
 import math
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import matplotlib
-import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from src.io import (  # noqa: E402
-    atomic_path,
-    atomic_write_text,
-    load_distilled,  # noqa: E402
-)
+from bench import machine  # noqa: E402
+from src.io import atomic_path, atomic_write_text, load_distilled  # noqa: E402
 from src.pipelines.compare import compose_distill  # noqa: E402
 from src.pipelines.components import load_data, model_factory  # noqa: E402
 from src.pipelines.diagnostics import GeometryProbe, diagnostic_lift  # noqa: E402
@@ -298,12 +293,7 @@ def write_outputs(record: dict, results: Path, header: str, command: str, starte
     summary = record | {
         "command": command,
         "seconds_this_invocation": time.perf_counter() - started,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine(),
     }
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(results / f"{NAME}.md", table(record, header) + "\n")

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import matplotlib
-import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bench import machine  # noqa: E402
 from src.io import atomic_path, atomic_write_text  # noqa: E402
 from src.pipelines.compare import compose_distill  # noqa: E402
 from src.pipelines.distill import finished_results, run_distill  # noqa: E402
@@ -177,12 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                 "base_overrides": base,
                 "rows": {r: {str(s): v for s, v in d.items()} for r, d in runs.items()},
                 "seconds_this_invocation": time.perf_counter() - started,
-                "machine": {
-                    "platform": platform.platform(),
-                    "processor": platform.processor(),
-                    "torch": torch.__version__,
-                    "threads": torch.get_num_threads(),
-                },
+                "machine": machine(),
             }
             results.mkdir(parents=True, exist_ok=True)
             atomic_write_text(results / f"{NAME}.md", text + "\n")

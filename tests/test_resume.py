@@ -201,3 +201,35 @@ def test_a_finished_run_is_reused_only_under_the_same_result_settings(tmp_path):
                         ("loss=lorentz", "loss._target_")]:  # fmt: skip
         with pytest.raises(ConfigError, match=rf"other settings \(.*{key}"):
             finished_results(compose_cfg("distill", [*base, change]))
+
+
+def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one(tmp_path, monkeypatch, capsys):
+    every = ["checkpoint.every=1"]
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", tmp_path / "whole", *every)))
+    out = tmp_path / "split"
+    with monkeypatch.context() as m:
+        _sigterm_at(m, 3)
+        with pytest.raises(RunInterrupted):
+            run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, *every)))
+    last = last_checkpoint(out)
+    previous = last.with_name("previous.ckpt")
+    assert load_checkpoint(previous)[RUN_STATE_KEY]["completed_iterations"] == 2
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated
+    capsys.readouterr()
+    resumed = ["resume=auto", *every]
+    run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, *resumed)))
+    said = [line for line in capsys.readouterr().out.splitlines() if "checkpoint" in line]
+    assert f"resuming from the previous checkpoint '{previous}' instead" in said[0]
+    assert said[0].startswith(f"'{last}' is not a readable checkpoint")
+    assert said[1] == f"resuming from {previous} after iteration 2"
+    a = load_distilled(tmp_path / "whole" / "distilled.safetensors").images
+    assert torch.equal(load_distilled(out / "distilled.safetensors").images, a)
+
+
+def test_a_damaged_checkpoint_without_a_predecessor_is_an_error(tmp_path):
+    out = tmp_path / "run"
+    last = last_checkpoint(out)
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"last\.ckpt. (is not a readable|holds objects)"):
+        run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto")))

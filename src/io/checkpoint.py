@@ -13,6 +13,7 @@ from src.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+PREVIOUS_CHECKPOINT = "previous.ckpt"  # the one before last.ckpt, kept for a damaged latest
 RUN_STATE_KEY = "hdd_run_state"  # our part of a Lightning checkpoint
 # Settings that leave a run's numbers as they are: where it writes, how it runs and is
 # watched. A finished result may be reused across changes of these.
@@ -39,14 +40,39 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     if resume is None or resume == "":
         return None
     if resume == "auto":
-        path = last_checkpoint(output_dir)
-        return path if path.is_file() else None
+        return _rolling(last_checkpoint(output_dir))
     path = Path(resume)
     if path.is_dir():
-        path = last_checkpoint(path)
+        path = _rolling(last_checkpoint(path)) or last_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"resume={resume}: no checkpoint at '{path}'")
     return path
+
+
+def previous_of(path: Path) -> Path:
+    """Where the rolling checkpoint ``path`` keeps its predecessor."""
+    return path.with_name(PREVIOUS_CHECKPOINT)
+
+
+def _rolling(last: Path) -> Path | None:
+    """``last`` if it exists, else its predecessor (a save stopped between the two renames)."""
+    return next((p for p in (last, previous_of(last)) if p.is_file()), None)
+
+
+def load_resumable(path: Path) -> tuple[Path, dict]:
+    """Load a checkpoint to resume; a damaged ``last.ckpt`` falls back to ``previous.ckpt``.
+
+    Says so in one line. Any other damaged file, or a damaged predecessor, is an error.
+    """
+    try:
+        return path, load_checkpoint(path)
+    except CheckpointError as exc:
+        fallback = previous_of(path)
+        if path.name != LAST_CHECKPOINT or not fallback.is_file():
+            raise
+        ckpt = load_checkpoint(fallback)
+        print(f"{exc}: resuming from the previous checkpoint '{fallback}' instead")
+        return fallback, ckpt
 
 
 def load_checkpoint(path: str | Path) -> dict:

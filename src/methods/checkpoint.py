@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from src.errors import CheckpointError
-from src.io.checkpoint import RUN_STATE_KEY
+from src.io.checkpoint import RUN_STATE_KEY, previous_of
 
 
 class RunCheckpoint(L.Callback):
@@ -21,7 +21,8 @@ class RunCheckpoint(L.Callback):
     The file is a Lightning checkpoint; the module adds its generators and counters, this
     callback the run's identity (config) and the pruned pool's indices. Writing goes to a
     temporary file that replaces ``path`` only once complete, so a kill at any moment
-    leaves the previous checkpoint intact.
+    leaves the previous checkpoint intact; the one it replaces stays beside it as
+    ``previous.ckpt``, for a ``last.ckpt`` that is later found damaged.
     """
 
     def __init__(self, path: str | Path, every: int, identity: dict, kept: Tensor | None) -> None:
@@ -57,6 +58,8 @@ class RunCheckpoint(L.Callback):
         try:
             trainer.save_checkpoint(tmp, weights_only=False)  # the full training state
             if trainer.is_global_zero:
+                if self.path.is_file():  # keep the last good one for a damaged latest
+                    os.replace(self.path, previous_of(self.path))
                 os.replace(tmp, self.path)
         except OSError as exc:
             if trainer.is_global_zero:

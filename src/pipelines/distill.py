@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
@@ -23,13 +24,14 @@ from src.io.checkpoint import (
     RUN_STATE_KEY,
     check_same_run,
     last_checkpoint,
-    load_checkpoint,
+    load_resumable,
     resolve_resume,
     run_identity,
     setting_differences,
 )
 from src.io.csv_logger import ResumableCSVLogger
 from src.io.kept import KEPT_FILE, save_kept_indices
+from src.io.lock import run_lock
 from src.matching import MatchingLoss
 from src.methods.base import SyntheticSetModule, initial_synthetic_set
 from src.methods.checkpoint import RunCheckpoint
@@ -134,8 +136,19 @@ def geometry_diagnostics(
 
 
 def run_distill(cfg: DictConfig) -> dict:
-    """Distill ``cfg.dataset`` into ``cfg.ipc`` images per class; returns the results dict."""
+    """Distill ``cfg.dataset`` into ``cfg.ipc`` images per class; returns the results dict.
+
+    The output directory is locked for the whole run (one writer; under DDP rank 0 holds it).
+    """
     validate_distill(cfg)
+    if rank_zero_only.rank != 0:
+        return distill(cfg)
+    with run_lock(cfg.paths.output_dir):
+        return distill(cfg)
+
+
+def distill(cfg: DictConfig) -> dict:
+    """The run itself (``run_distill`` without the directory lock)."""
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # only for third-party code
     info, pool = load_data(cfg.dataset, train=True)
@@ -147,7 +160,7 @@ def run_distill(cfg: DictConfig) -> dict:
     resume_from = resolve_resume(cfg.resume, out)
     resumed_at = None
     if resume_from is not None:
-        ckpt = load_checkpoint(resume_from)
+        resume_from, ckpt = load_resumable(resume_from)
         check_same_run(ckpt, cfg, resume_from)
         state = ckpt[RUN_STATE_KEY]
         kept = state["kept"]  # the pruned pool of the interrupted run, not a re-scoring

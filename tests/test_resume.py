@@ -233,3 +233,42 @@ def test_a_damaged_checkpoint_without_a_predecessor_is_an_error(tmp_path):
     last.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"last\.ckpt. (is not a readable|holds objects)"):
         run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto")))
+
+
+def _with_iterations(overrides: list[str], n: int) -> list[str]:
+    return [o for o in overrides if not o.startswith("iterations=")] + [f"iterations={n}"]
+
+
+@pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
+@pytest.mark.parametrize("method", ["dm", "idm"])
+def test_a_finished_run_extends_to_more_iterations_like_an_uninterrupted_one(
+    tmp_path, method, loss
+):
+    logged = ["logger=csv", "trainer.log_every_n_steps=1"]
+    whole = tmp_path / "whole"
+    run_distill(compose_cfg("distill", _overrides(method, loss, whole, *logged)))
+    out = tmp_path / "extended"
+    first = _with_iterations(_overrides(method, loss, out, *logged), 3)
+    if method == "dm" and loss == "lorentz":  # the first run's final evaluation finished, too
+        first = [o for o in first if o != "eval.final=false"]
+    run_distill(compose_cfg("distill", first))
+    assert load_distilled(out / "distilled.safetensors").meta["iteration"] == 3
+    run_distill(compose_cfg("distill", _overrides(method, loss, out, *logged, "resume=auto")))
+    extended = load_distilled(out / "distilled.safetensors")
+    expected = load_distilled(whole / "distilled.safetensors")
+    assert extended.meta["iteration"] == 7
+    assert torch.equal(extended.images, expected.images)
+    steps = [r["step"] for r in _metrics_rows(out) if r["train/loss"]]
+    assert steps == [str(i) for i in range(7)]
+    whole_losses = [r["train/loss"] for r in _metrics_rows(whole) if r["train/loss"]]
+    assert [r["train/loss"] for r in _metrics_rows(out) if r["train/loss"]] == whole_losses
+
+
+def test_a_checkpoint_without_loop_state_cannot_be_extended(tmp_path):
+    out = tmp_path / "run"
+    run_distill(compose_cfg("distill", _with_iterations(_overrides("dm", "lorentz", out), 3)))
+    ckpt = load_checkpoint(last_checkpoint(out))
+    del ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+    torch.save(ckpt, last_checkpoint(out))
+    with pytest.raises(CheckpointError, match="after iteration 3 .* cannot be extended"):
+        run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto")))

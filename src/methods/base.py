@@ -50,6 +50,23 @@ def initial_synthetic_set(
     return images.contiguous(), labels
 
 
+def continue_epoch(checkpoint: dict[str, Any], completed: int) -> None:
+    """Let a run saved at its last iteration go on to a larger ``iterations`` (extension).
+
+    Lightning marks the batch that ended the loader as the last one and, restored from such
+    a checkpoint, ends the epoch at once; cleared, the restore is that of a mid-run resume
+    after ``completed`` iterations. (Called before Lightning restores its loops.)
+    """
+    try:
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        progress["is_last_batch"] = False
+    except (KeyError, TypeError):
+        raise CheckpointError(
+            f"the checkpoint after iteration {completed} has no loop state Lightning can "
+            "continue; it cannot be extended to more iterations"
+        ) from None
+
+
 class IterationLoader:
     """Outer-iteration numbers 0..N-1; distillation draws its own batches from the real pool.
 
@@ -184,6 +201,8 @@ class SyntheticSetModule(L.LightningModule):
             )
         for name, g in generators.items():
             g.set_state(state["generators"][name])
+        if self.completed_iterations < self.iterations:
+            continue_epoch(checkpoint, self.completed_iterations)
 
     def real_chunk(self, net: nn.Module) -> int | None:
         """How many real images to embed at a time under ``net`` (None: all at once)."""

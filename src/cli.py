@@ -10,18 +10,33 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from src.errors import HDDError
 
 
-def report_errors(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``; an HDDError prints ``error: ...`` lines on stderr and exits (2 by default)."""
+def report_errors(
+    fn: Callable[..., Any], *args: Any, in_sweep: Callable[[HDDError], None] | None = None
+) -> Any:
+    """Call ``fn``; an HDDError prints ``error: ...`` lines on stderr and exits (2 by default).
+
+    In a Hydra multirun job with ``in_sweep`` the error is handed to it instead and the job
+    returns, so the sweep's other jobs still run (the sweep's exit status reports it).
+    """
     try:
         return fn(*args)
     except HDDError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"error: {line}", file=sys.stderr)
+        if in_sweep is not None and in_multirun():
+            in_sweep(exc)
+            return None
         sys.exit(getattr(exc, "exit_code", 2))
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def threads_per_job(n_jobs: int, cpus: int) -> int:

@@ -4,14 +4,14 @@ import hydra
 from omegaconf import DictConfig
 
 from src.cli import report_errors, share_cores_in_parallel_sweeps
-from src.pipelines.distill import run_distill
+from src.pipelines.distill import record_failure, run_distill
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="distill")
 def main(cfg: DictConfig) -> None:
     """Compose the config and run one distillation."""
     share_cores_in_parallel_sweeps()
-    report_errors(run_distill, cfg)
+    report_errors(run_distill, cfg, in_sweep=lambda exc: record_failure(cfg, exc))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,45 @@ def test_report_rejects_empty_or_foreign_directories(tmp_path):
         cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"},
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error:")
+
+
+def test_a_failing_sweep_job_leaves_the_others_and_the_report_marks_it(tmp_path):
+    from tests.conftest import TINY
+    from tests.test_cli import problem_lines, run_module
+
+    sweep = tmp_path / "sweep"
+    res = run_module(
+        "src.distill", "-m", *TINY, "eval.random_baseline=false", "geometry.enabled=false",
+        "loss.scale=20,inf,30", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}",
+        run_dir=tmp_path / "unused",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr[-3000:]
+    errors = [line for line in problem_lines(res.stderr) if line.startswith("error: sweep job")]
+    assert len(errors) == 1 and f"sweep job {sweep / '1'} failed" in errors[0]
+    assert "the matching loss became inf" in errors[0]
+    assert sorted(p.parent.name for p in sweep.rglob("results.json")) == ["0", "2"]
+    failed = json.loads((sweep / "1" / "failed.json").read_text())
+    assert failed["label"] == "DM+HDD" and "loss.scale=inf" in failed["overrides"]
+    table = run_report([sweep])
+    assert "| fashion_mnist | 2 |" in table and " (1); 1 failed |" in table  # scale 20 cell
+
+
+def test_the_report_counts_failed_and_missing_jobs_in_their_cells(tmp_path):
+    sweep = tmp_path / "multirun"
+    _run(sweep, "0", "DM", 1, 0, [70.0, 72.0])
+    bad = sweep / "1"
+    bad.mkdir()
+    record = {"dataset": "fashion_mnist", "ipc": 1, "label": "DM+HDD", "error": "ipc=0 ..."}
+    (bad / "failed.json").write_text(json.dumps(record))
+    (bad / ".hydra").mkdir()
+    (bad / ".hydra" / "config.yaml").write_text("{}")
+    gone = sweep / "2" / ".hydra"  # killed before it wrote anything of its own
+    gone.mkdir(parents=True)
+    gone.joinpath("config.yaml").write_text(
+        "dataset: {name: fashion_mnist}\nipc: 10\nmethod: {name: dm}\n"
+        "loss: {_target_: src.matching.EuclideanMeanLoss}\n"
+    )
+    lines = run_report([sweep]).splitlines()
+    assert lines[0] == "| dataset | IPC | DM | DM+HDD |"
+    assert lines[2] == "| fashion_mnist | 1 | 71.00 ± 1.00 (2) | 1 failed |"
+    assert lines[3] == "| fashion_mnist | 10 | 1 missing | — |"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -133,6 +134,19 @@ def geometry_diagnostics(
         factor,
     )
     return GeometryDiagnostics(probe, cfg.geometry.get("every"), list(cfg.geometry.classes))
+
+
+def record_failure(cfg: DictConfig, exc: Exception) -> None:
+    """Write ``failed.json`` (the error and what the job was) into a failed job's directory."""
+    from src.io.hydra_callbacks import FAILED_FILE
+    from src.pipelines.report import job_identity
+
+    out = Path(cfg.paths.output_dir)
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    record = job_identity(cfg) | {"error": str(exc), "overrides": list(overrides)}
+    record["seed"] = cfg.get("seed")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / FAILED_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def run_distill(cfg: DictConfig) -> dict:

@@ -13,15 +13,22 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from src.errors import ConfigError  # noqa: E402
 from src.io.atomic import atomic_path, atomic_write_text  # noqa: E402
+from src.io.hydra_callbacks import FAILED_FILE  # noqa: E402
 
 RESULTS_FILE = "results.json"
+
 COLUMN_ORDER = ["random real", "DM", "DM+HDD", "IDM", "IDM+HDD"]
 
 
-def collect(dirs: list[Path]) -> dict[tuple[str, int], dict[str, list[float]]]:
+def collect(
+    dirs: list[Path], allow_empty: bool = False
+) -> dict[tuple[str, int], dict[str, list[float]]]:
     """Accuracies per (dataset, ipc) and column, pooled over every run found under ``dirs``."""
     cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     baseline_seen: set[tuple[str, int, object]] = set()
@@ -43,34 +50,84 @@ def collect(dirs: list[Path]) -> dict[tuple[str, int], dict[str, list[float]]]:
             if "random_real" in r and seen not in baseline_seen:
                 baseline_seen.add(seen)
                 cells[row]["random real"] += r["random_real"]["accuracies"]
-    if not found:
+    if not found and not allow_empty:
         raise ConfigError(f"no {RESULTS_FILE} under {', '.join(map(str, dirs))}")
     return {row: dict(cols) for row, cols in cells.items()}
 
 
-def columns(cells: dict) -> list[str]:
+def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict[str, int]]]:
+    """Jobs without results per (dataset, ipc) and column: ``failed`` (with a FAILED_FILE,
+    written by a sweep job that stopped on an error) and ``missing`` (a Hydra job directory
+    with neither file: killed, or still running)."""
+    found: dict = defaultdict(lambda: defaultdict(lambda: {"failed": 0, "missing": 0}))
+    for root in dirs:
+        for job in sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")}):
+            if (job / RESULTS_FILE).is_file():
+                continue
+            failed = job / FAILED_FILE
+            if failed.is_file():
+                info = json.loads(failed.read_text())
+                kind = "failed"
+            else:
+                try:
+                    info = job_identity(OmegaConf.load(job / ".hydra" / "config.yaml"))
+                except (OSError, yaml.YAMLError):
+                    continue  # not a readable job record: nothing to count
+                kind = "missing"
+            if info.get("dataset") is None:
+                continue
+            found[(info["dataset"], int(info["ipc"]))][info["label"]][kind] += 1
+    return {row: {c: dict(v) for c, v in cols.items()} for row, cols in found.items()}
+
+
+def job_identity(cfg: DictConfig) -> dict:
+    """Dataset, IPC and column label of a job from its config (for jobs without results)."""
+    try:
+        loss = str(cfg.loss.get("_target_", ""))
+        hdd = "+HDD" if loss.endswith("LorentzCentroidLoss") else ""
+        return {
+            "dataset": cfg.dataset.name,
+            "ipc": int(cfg.ipc),
+            "label": cfg.method.name.upper() + hdd,
+        }
+    except (AttributeError, KeyError, TypeError, ValueError, OmegaConfBaseException):
+        return {}  # a config without these keys: not a distillation job
+
+
+def columns(cells: dict, unfinished: dict | None = None) -> list[str]:
     """Columns present, in the paper's order."""
     present = {c for cols in cells.values() for c in cols}
+    present |= {c for cols in (unfinished or {}).values() for c in cols}
     return [c for c in COLUMN_ORDER if c in present] + sorted(present - set(COLUMN_ORDER))
+
+
+def _unfinished_text(counts: dict[str, int] | None) -> str:
+    counts = counts or {}
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
-def to_markdown(cells: dict) -> str:
-    """| dataset | IPC | column... | with mean ± std (n) cells."""
-    cols = columns(cells)
+def to_markdown(cells: dict, unfinished: dict | None = None) -> str:
+    """| dataset | IPC | column... | with mean ± std (n) cells; jobs without results are
+    counted in their cell (``1 failed``, ``2 missing``)."""
+    unfinished = unfinished or {}
+    cols = columns(cells, unfinished)
     lines = ["| dataset | IPC | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
-    for (dataset, ipc), row in sorted(cells.items()):
+    for key in sorted(set(cells) | set(unfinished)):
+        row, extra = cells.get(key, {}), unfinished.get(key, {})
         out = []
         for c in cols:
+            text = _unfinished_text(extra.get(c))
             if c in row:
                 mean, std = _stats(row[c])
-                out.append(f"{mean:.2f} ± {std:.2f} ({len(row[c])})")
+                cell = f"{mean:.2f} ± {std:.2f} ({len(row[c])})"
+                out.append(f"{cell}; {text}" if text else cell)
             else:
-                out.append("—")
-        lines.append(f"| {dataset} | {ipc} | " + " | ".join(out) + " |")
+                out.append(text or "—")
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
 
@@ -114,8 +171,9 @@ def save_bar_chart(path: Path, cells: dict) -> Path:
 
 def run_report(dirs: list[Path], out: Path | None = None) -> str:
     """Build the table; with ``out`` also write report.md, report.csv and report.png there."""
-    cells = collect(dirs)
-    table = to_markdown(cells)
+    unfinished = collect_unfinished(dirs)
+    cells = collect(dirs, allow_empty=bool(unfinished))
+    table = to_markdown(cells, unfinished)
     if out is not None:
         atomic_write_text(out / "report.md", table + "\n")
         atomic_write_text(out / "report.csv", to_csv(cells))

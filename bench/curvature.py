@@ -86,13 +86,14 @@ def best_k(record: dict, ipc: int) -> dict[str, list[float]]:
 
 
 def schedule(ipcs: list[int], seeds: list[int], rows: dict) -> list[tuple[int, str, int]]:
-    """Run order: per IPC, DM and the released setting on every seed, then the other rows
-    on the first seed (the shape of each curve early), then the other seeds."""
+    """Run order: per IPC, DM and the released setting seed by seed (a paired comparison
+    after each pair), then the other rows on the first seed (the shape of each curve
+    early), then the other seeds."""
     first = [DM_ROW, f"{RELEASED}, k=1"]
     rest = {ipc: [r for r in rows[str(ipc)] if r not in first] for ipc in ipcs}
     jobs = []
     for ipc in ipcs:
-        jobs += [(ipc, row, seed) for row in first for seed in seeds]
+        jobs += [(ipc, row, seed) for seed in seeds for row in first]
         jobs += [(ipc, row, seeds[0]) for row in rest[ipc]]
     for seed in seeds[1:]:
         jobs += [(ipc, row, seed) for ipc in ipcs for row in rest[ipc]]

@@ -32,7 +32,7 @@ def test_dm_and_the_released_setting_run_on_every_seed_first():
     rows = {"1": rows_for(1), "10": rows_for(10)}
     jobs = schedule([1, 10], [0, 1, 2], rows)
     assert len(jobs) == 3 * 19 + 3 * 10 and len(set(jobs)) == len(jobs)
-    assert jobs[:6] == [(1, r, s) for r in (DM_ROW, f"{RELEASED}, k=1") for s in (0, 1, 2)]
+    assert jobs[:6] == [(1, r, s) for s in (0, 1, 2) for r in (DM_ROW, f"{RELEASED}, k=1")]
     assert all(seed == 0 for _, _, seed in jobs[6:23])  # then the IPC-1 curve on seed 0
     assert jobs[23][:2] == (10, DM_ROW)
 

@@ -35,8 +35,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bench import machine  # noqa: E402
 from src.io import atomic_path, atomic_write_text, load_distilled  # noqa: E402
 from src.pipelines.compare import compose_distill  # noqa: E402
-from src.pipelines.components import load_data, model_factory  # noqa: E402
-from src.pipelines.diagnostics import GeometryProbe, diagnostic_lift  # noqa: E402
+from src.pipelines.components import load_data  # noqa: E402
+from src.pipelines.diagnostics import geometry_probe  # noqa: E402
 from src.pipelines.distill import DISTILLED_FILE, finished_results, run_distill  # noqa: E402
 
 NAME = "curvature"
@@ -278,15 +278,10 @@ def measure_saved_set(cfg, directory: Path) -> dict:
 
     The probe (network, real sample) is the one the run itself would have used at its end.
     """
-    info, pool = load_data(cfg.dataset, train=True)
     saved = load_distilled(directory / DISTILLED_FILE)
-    factor = int(saved.meta.get("factor", 1))
-    lift = diagnostic_lift(cfg)
-    probe = GeometryProbe(
-        pool, model_factory(cfg.model, info), lift, cfg.geometry.real_per_class, cfg.seed, factor
-    )
+    probe = geometry_probe(cfg, *load_data(cfg.dataset, train=True), saved.meta.get("factor", 1))
     end = probe.measure(saved.images, saved.labels)
-    return {"lift": lift, "end": end | {"iteration": saved.meta.get("iteration")}}
+    return {"lift": probe.lift, "end": end | {"iteration": saved.meta.get("iteration")}}
 
 
 def write_outputs(record: dict, results: Path, header: str, command: str, started: float) -> None:

@@ -25,8 +25,8 @@ from src.hyperbolic import distance_to_origin, lift, lorentz_centroid  # noqa: E
 from src.hyperbolic.diagnostics import centroid_shares  # noqa: E402
 from src.io import atomic_path, load_distilled  # noqa: E402
 from src.pipelines.compare import compose_distill  # noqa: E402
-from src.pipelines.components import load_data, model_factory  # noqa: E402
-from src.pipelines.diagnostics import GeometryProbe, diagnostic_lift  # noqa: E402
+from src.pipelines.components import load_data  # noqa: E402
+from src.pipelines.diagnostics import geometry_probe  # noqa: E402
 from src.pipelines.distill import DISTILLED_FILE  # noqa: E402
 
 DEFAULT_ROWS = [f"{RELEASED}, k=1", "expmap, exact, k=1", "project, k=1"]
@@ -34,13 +34,9 @@ DEFAULT_ROWS = [f"{RELEASED}, k=1", "expmap, exact, k=1", "project, k=1"]
 
 def class_view(cfg, directory: Path, cls: int) -> dict:
     """Real levels and shares, and synthetic levels, of class ``cls`` of one finished run."""
-    info, pool = load_data(cfg.dataset, train=True)
     saved = load_distilled(directory / DISTILLED_FILE)
-    lift_spec = diagnostic_lift(cfg)
-    k, kind, cap = lift_spec["k"], lift_spec["kind"], lift_spec["max_radius"]
-    probe = GeometryProbe(
-        pool, model_factory(cfg.model, info), lift_spec, cfg.geometry.real_per_class, cfg.seed
-    )
+    probe = geometry_probe(cfg, *load_data(cfg.dataset, train=True))
+    k, kind, cap = probe.lift["k"], probe.lift["kind"], probe.lift["max_radius"]
     probe.measure(saved.images, saved.labels)  # embeds the real sample
     images, labels = expand(saved.images, saved.labels, int(saved.meta.get("factor", 1)))
     syn = probe.embed(images[labels == cls], "cpu")

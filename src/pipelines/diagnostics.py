@@ -16,11 +16,12 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from src.data import RealPool
+from src.data import DatasetInfo, RealPool
 from src.data.factorize import expand
 from src.hyperbolic.diagnostics import class_geometry
 from src.models import init_weights_
 from src.models.chunks import forward_in_pieces
+from src.pipelines.components import model_factory
 from src.rng import make_generator
 
 # Images embedded at a time: bounds the memory of the one real pass.
@@ -84,6 +85,20 @@ class GeometryProbe:
 def _mean(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.fmean(present) if present else None
+
+
+def geometry_probe(
+    cfg: DictConfig, info: DatasetInfo, pool: RealPool, factor: int = 1
+) -> GeometryProbe:
+    """The probe a run of ``cfg`` measures with (network and real sample from its seed)."""
+    return GeometryProbe(
+        pool,
+        model_factory(cfg.model, info),
+        diagnostic_lift(cfg),
+        cfg.geometry.real_per_class,
+        cfg.seed,
+        factor,
+    )
 
 
 class GeometryDiagnostics(L.Callback):

@@ -46,7 +46,7 @@ from src.pipelines.components import (
     progress_bar,
     to_dict,
 )
-from src.pipelines.diagnostics import GeometryDiagnostics, GeometryProbe, diagnostic_lift
+from src.pipelines.diagnostics import GeometryDiagnostics, diagnostic_lift, geometry_probe
 from src.pipelines.geometry import render_geometry
 from src.pipelines.publish import GridOverTime, publish_outputs
 from src.pipelines.validate import validate_distill
@@ -125,14 +125,7 @@ def geometry_diagnostics(
     """The run's geometry diagnostics callback (None when ``geometry.diagnostics`` is off)."""
     if not cfg.geometry.get("diagnostics", True):
         return None
-    probe = GeometryProbe(
-        pool,
-        model_factory(cfg.model, info),
-        diagnostic_lift(cfg),
-        cfg.geometry.real_per_class,
-        cfg.seed,
-        factor,
-    )
+    probe = geometry_probe(cfg, info, pool, factor)
     return GeometryDiagnostics(probe, cfg.geometry.get("every"), list(cfg.geometry.classes))
 
 

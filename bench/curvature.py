@@ -85,10 +85,12 @@ def best_k(record: dict, ipc: int) -> dict[str, list[float]]:
     return {lift: [k] for lift, (k, _) in best.items()}
 
 
-def schedule(ipcs: list[int], seeds: list[int], rows: dict) -> list[tuple[int, str, int]]:
+def schedule(
+    ipcs: list[int], seeds: list[int], rows: dict, last: set[tuple[int, str]] = frozenset()
+) -> list[tuple[int, str, int]]:
     """Run order: per IPC, DM and the released setting seed by seed (a paired comparison
     after each pair), then the other rows on the first seed (the shape of each curve
-    early), then the other seeds."""
+    early), then the other seeds; the (IPC, row) pairs in ``last`` go to the very end."""
     first = [DM_ROW, f"{RELEASED}, k=1"]
     rest = {ipc: [r for r in rows[str(ipc)] if r not in first] for ipc in ipcs}
     jobs = []
@@ -97,7 +99,22 @@ def schedule(ipcs: list[int], seeds: list[int], rows: dict) -> list[tuple[int, s
         jobs += [(ipc, row, seeds[0]) for row in rest[ipc]]
     for seed in seeds[1:]:
         jobs += [(ipc, row, seed) for ipc in ipcs for row in rest[ipc]]
-    return jobs
+    return [j for j in jobs if j[:2] not in last] + [j for j in jobs if j[:2] in last]
+
+
+def predicted_twins(record: dict, rows: dict) -> set[tuple[int, str]]:
+    """Exact-expmap rows expected to repeat the capped ones: those whose k distilled bitwise
+    the capped set at IPC 1 (the cap never reached), at every IPC where the capped row runs
+    too. They run last."""
+    ipc1 = record.get("ipcs", {}).get("1", {})
+    return {
+        (int(ipc), row)
+        for ipc, names in rows.items()
+        for row in names
+        if row.startswith(f"{EXACT}, k=")
+        and row.replace(EXACT, RELEASED, 1) in names
+        and same_set_as_capped(ipc1, row)
+    }
 
 
 def run_dir(out: Path, ipc: int, row: str, seed: int) -> Path:
@@ -254,7 +271,8 @@ def main(argv: list[str] | None = None) -> None:
         record["rows"][str(ipc)] = rows_for(ipc, extra.get(ipc))
         record["ipcs"].setdefault(str(ipc), {})
     started = time.perf_counter()
-    for ipc, row, seed in schedule(args.ipcs, args.seeds, record["rows"]):
+    last = predicted_twins(previous, record["rows"])
+    for ipc, row, seed in schedule(args.ipcs, args.seeds, record["rows"], last):
         overrides = [*base, f"ipc={ipc}", *record["rows"][str(ipc)][row][2], f"seed={seed}"]
         done = recorded(previous, ipc, row, seed, overrides)
         directory = run_dir(out, ipc, row, seed)

@@ -7,6 +7,7 @@ from bench.curvature import (
     EXACT,
     RELEASED,
     best_k,
+    predicted_twins,
     rows_for,
     same_set_as_capped,
     schedule,
@@ -57,3 +58,27 @@ def test_best_k_per_lift_and_bitwise_twins_are_found():
     text = table(record, "header")
     assert "| expmap, cap 10 (released), k=16 | 61.00 ± 1.41 | 60.00 / 62.00 |" in text
     assert "| project, k=4 | not run |" in text
+
+
+def test_exact_rows_that_repeated_the_capped_set_at_ipc_1_run_last():
+    twin, other = f"{EXACT}, k=16", f"{EXACT}, k=1"
+    record = {
+        "ipcs": {
+            "1": {
+                f"{RELEASED}, k=16": {"0": _run(60.0, "b")},
+                twin: {"0": _run(60.0, "b")},
+                f"{RELEASED}, k=1": {"0": _run(71.0, "a")},
+                other: {"0": _run(46.0, "e")},
+            }
+        }
+    }
+    record["ipcs"]["1"] |= {f"{RELEASED}, k=1024": {"0": _run(70.0, "d")}}
+    record["ipcs"]["1"] |= {f"{EXACT}, k=1024": {"0": _run(70.0, "d")}}
+    # IPC 10 runs exact k=1024 (a best IPC-1 k) without its capped twin: not deferred there.
+    rows = {"1": rows_for(1), "10": rows_for(10, {EXACT: [1024]})}
+    last = predicted_twins(record, rows)
+    assert last == {(1, twin), (10, twin), (1, f"{EXACT}, k=1024")}
+    jobs = schedule([1, 10], [0, 1, 2], rows, last)
+    assert len(jobs) == 3 * 19 + 3 * 11 and set(jobs) == set(schedule([1, 10], [0, 1, 2], rows))
+    assert {j[:2] for j in jobs[-9:]} == last
+    assert jobs[:6] == schedule([1, 10], [0, 1, 2], rows)[:6]

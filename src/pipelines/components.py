@@ -125,13 +125,20 @@ def build_method(cfg: DictConfig, info: DatasetInfo, pool: RealPool) -> Syntheti
 
 
 def build_evaluator(
-    cfg: DictConfig, info: DatasetInfo, test_pool: RealPool, augment: DSA
+    cfg: DictConfig,
+    info: DatasetInfo,
+    test_pool: RealPool,
+    augment: DSA | None,
+    model_cfg: Any = None,
 ) -> Callable[..., EvalResult]:
-    """``evaluate_set(images, labels)`` bound to the run's protocol, network, DSA and seed."""
+    """``evaluate_set(images, labels)`` bound to the run's protocol, network, DSA and seed.
+
+    ``model_cfg`` replaces the evaluation network (``eval.model``, else ``model``).
+    """
     return partial(
         evaluate_set,
         test_pool=test_pool,
-        model_factory=model_factory(cfg.eval.model or cfg.model, info),
+        model_factory=model_factory(model_cfg or cfg.eval.model or cfg.model, info),
         augment=augment,
         num_models=cfg.eval.num_models,
         epochs=cfg.eval.epochs,

@@ -46,6 +46,7 @@ from src.pipelines.components import (
     progress_bar,
     to_dict,
 )
+from src.pipelines.cross_arch import cross_table, eval_augment, evaluate_across
 from src.pipelines.diagnostics import GeometryDiagnostics, diagnostic_lift, geometry_probe
 from src.pipelines.geometry import render_geometry
 from src.pipelines.publish import GridOverTime, publish_outputs
@@ -184,7 +185,7 @@ def distill(cfg: DictConfig) -> dict:
     evaluate = None
     if needs_eval:
         _, test_pool = load_data(cfg.dataset, train=False)
-        evaluate = build_evaluator(cfg, info, test_pool, module.augment)
+        evaluate = build_evaluator(cfg, info, test_pool, eval_augment(cfg, module.augment))
     periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
     diagnostics = geometry_diagnostics(cfg, info, pool, module.factor)
     loggers = build_loggers(cfg.get("logger"))
@@ -265,6 +266,15 @@ def distill(cfg: DictConfig) -> dict:
             results["random_real"] = evaluate(*baseline).as_dict()
         if evaluate and cfg.eval.final:
             results["distilled"] = evaluate(images, labels, factor=module.factor).as_dict()
+        if evaluate and cfg.eval.final and (cfg.eval.models or cfg.eval.robust):
+            sets = {"distilled": (images, labels, module.factor)}
+            if cfg.eval.random_baseline:
+                sets = {"random_real": (*baseline, 1)} | sets
+            own = {k: results[k] for k in sets if k in results}  # the evaluations above
+            done = {(cfg.eval.model or cfg.model).name: own}
+            results["architectures"] = evaluate_across(
+                cfg, info, test_pool, module.augment, sets, done
+            )
     except SIGTERMException:
         raise RunInterrupted(
             f"stopped by SIGTERM during evaluation; the distilled set is complete in "
@@ -309,6 +319,12 @@ def log_results(loggers: list, results: dict, step: int) -> None:
             r = results[key]
             metrics |= {f"final/{key}_acc_mean": r["mean"], f"final/{key}_acc_std": r["std"]}
             metrics |= {f"final/{key}_acc_net{i}": a for i, a in enumerate(r["accuracies"])}
+    for arch, scores in results.get("architectures", {}).items():
+        metrics |= {
+            f"final/{arch}/{key}_mean": value["mean"]
+            for key, value in scores.items()
+            if isinstance(value, dict) and "mean" in value
+        }
     if not metrics:
         return  # nothing was evaluated: no empty row
     for logger in loggers:
@@ -325,4 +341,7 @@ def format_results(results: dict) -> str:
             r = EvalResult(results[key]["accuracies"])
             rows.append(f"| {names[key]} | {r} | {len(r.accuracies)} |")
     head = f"{results['dataset']} IPC {results['ipc']} seed {results['seed']}"
-    return head + "\n" + "\n".join(rows)
+    text = head + "\n" + "\n".join(rows)
+    if "architectures" in results:
+        text += "\n\n" + cross_table(results["architectures"], "Across architectures:")
+    return text

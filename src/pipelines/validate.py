@@ -87,6 +87,9 @@ def validate_eval(cfg: DictConfig, problems: Problems | None = None) -> None:
     problems.positive(cfg.eval.lr, "eval.lr")
     problems.in_range(cfg.eval.momentum, "eval.momentum", 0, 1, "l")
     problems.in_range(cfg.eval.weight_decay, "eval.weight_decay", 0, float("inf"), "l")
+    from src.pipelines.cross_arch import eval_augment
+
+    problems.attempt(lambda: eval_augment(cfg, None))
     if own:
         problems.raise_if_any()
 
@@ -94,7 +97,14 @@ def validate_eval(cfg: DictConfig, problems: Problems | None = None) -> None:
 def validate_distill(cfg: DictConfig) -> None:
     """A distillation run's values: all of them, before data are loaded or networks built."""
     from src.io.checkpoint import resolve_resume
-    from src.pipelines.components import build_augment, build_loss, instantiate, model_factory
+    from src.pipelines.components import (
+        build_augment,
+        build_loss,
+        instantiate,
+        model_factory,
+        to_dict,
+    )
+    from src.pipelines.cross_arch import architecture_specs
 
     p = Problems()
     info: DatasetInfo | None = p.attempt(lambda: get_dataset_info(cfg.dataset.name))
@@ -107,8 +117,10 @@ def validate_distill(cfg: DictConfig) -> None:
     if info is not None:
         _fits_dataset(cfg, info, p)
         p.attempt(lambda: model_factory(cfg.model, info))
-        if cfg.eval.get("model"):
-            p.attempt(lambda: model_factory(cfg.eval.model, info))
+        own = to_dict(cfg.model)
+        for spec in (p.attempt(lambda: architecture_specs(cfg)) or {}).values():
+            if spec != own:  # the run's network is checked once, above
+                p.attempt(lambda spec=spec: model_factory(spec, info))
         for c in cfg.geometry.classes:
             if not isinstance(c, int) or not 0 <= c < info.num_classes:
                 p.add(f"geometry.classes entries must lie in [0, {info.num_classes}), got {c!r}")

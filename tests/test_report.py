@@ -97,3 +97,29 @@ def test_the_report_counts_failed_and_missing_jobs_in_their_cells(tmp_path):
     assert lines[0] == "| dataset | IPC | DM | DM+HDD |"
     assert lines[2] == "| fashion_mnist | 1 | 71.00 ± 1.00 (2) | 1 failed |"
     assert lines[3] == "| fashion_mnist | 10 | 1 missing | — |"
+
+
+def test_runs_evaluated_across_a_pool_get_a_table_per_architecture(tmp_path):
+    sweep = tmp_path / "multirun"
+    _run(sweep, "0", "DM", 10, 0, [80.0, 82.0], baseline=[70.0, 72.0])
+    _run(sweep, "1", "DM+HDD", 10, 0, [81.0, 83.0], baseline=[70.0, 72.0])
+    for name, alexnet in (("0", [60.0, 62.0]), ("1", [64.0, 66.0])):
+        path = sweep / name / "results.json"
+        r = json.loads(path.read_text())
+        r["architectures"] = {
+            "convnet": {"distilled": r["distilled"], "random_real": r["random_real"]},
+            "alexnet": {"distilled": {"accuracies": alexnet},
+                        "random_real": {"accuracies": [40.0, 42.0]}},
+        }  # fmt: skip
+        path.write_text(json.dumps(r))
+    _run(sweep, "2", "DM", 10, 1, [79.0, 79.0])  # evaluated on its own network only
+    table = run_report([sweep])
+    own, convnet, alexnet = table.split("Evaluated on ")
+    assert "| fashion_mnist | 10 | 71.00 ± 1.00 (2) | 80.00 ± 1.22 (4) | 82.00 ± 1.00 (2) |" in own
+    assert convnet.startswith("convnet") and alexnet.startswith("alexnet")
+    assert (
+        "| fashion_mnist | 10 | 71.00 ± 1.00 (2) | 81.00 ± 1.00 (2) | 82.00 ± 1.00 (2) |" in convnet
+    )
+    assert (
+        "| fashion_mnist | 10 | 41.00 ± 1.00 (2) | 61.00 ± 1.00 (2) | 65.00 ± 1.00 (2) |" in alexnet
+    )

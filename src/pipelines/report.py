@@ -1,4 +1,5 @@
-"""Paper-style tables from run directories: rows dataset/IPC, columns method x loss."""
+"""Paper-style tables from run directories: rows dataset/IPC, columns method x loss; one
+more table per architecture for runs evaluated across a pool."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ COLUMN_ORDER = ["random real", "DM", "DM+HDD", "IDM", "IDM+HDD"]
 
 
 def collect(
-    dirs: list[Path], allow_empty: bool = False
+    dirs: list[Path], allow_empty: bool = False, architecture: str | None = None
 ) -> dict[tuple[str, int], dict[str, list[float]]]:
-    """Accuracies per (dataset, ipc) and column, pooled over every run found under ``dirs``."""
+    """Accuracies per (dataset, ipc) and column, pooled over every run found under ``dirs``.
+
+    ``architecture``: the evaluations of that network in runs evaluated across a pool
+    (``results.json["architectures"]``) instead of each run's own evaluation.
+    """
     cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     baseline_seen: set[tuple[str, int, object]] = set()
     found = 0
@@ -43,16 +48,36 @@ def collect(
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise ConfigError(f"'{path}' is not a results file of this project") from None
             found += 1
-            if "distilled" in r:
-                cells[row][r["label"]] += r["distilled"]["accuracies"]
+            evaluated = evaluations(r, architecture)
+            if "distilled" in evaluated:
+                cells[row][r["label"]] += evaluated["distilled"]["accuracies"]
             # Every run of a seed evaluates the same baseline set; count each seed once.
             seen = (*row, r.get("seed"))
-            if "random_real" in r and seen not in baseline_seen:
+            if "random_real" in evaluated and seen not in baseline_seen:
                 baseline_seen.add(seen)
-                cells[row]["random real"] += r["random_real"]["accuracies"]
+                cells[row]["random real"] += evaluated["random_real"]["accuracies"]
     if not found and not allow_empty:
         raise ConfigError(f"no {RESULTS_FILE} under {', '.join(map(str, dirs))}")
     return {row: dict(cols) for row, cols in cells.items()}
+
+
+def evaluations(results: dict, architecture: str | None) -> dict:
+    """A run's ``distilled`` / ``random_real`` evaluations: its own, or on ``architecture``."""
+    source = results if architecture is None else results.get("architectures", {})
+    source = source if architecture is None else source.get(architecture, {})
+    return {k: source[k] for k in ("distilled", "random_real") if k in source}
+
+
+def architectures(dirs: list[Path]) -> list[str]:
+    """Every architecture some run under ``dirs`` was evaluated across, in first-seen order."""
+    names: dict[str, None] = {}
+    for root in dirs:
+        for path in sorted(root.rglob(RESULTS_FILE)):
+            try:
+                names |= dict.fromkeys(json.loads(path.read_text()).get("architectures", {}))
+            except (json.JSONDecodeError, AttributeError):
+                continue  # collect() reports files that are not results
+    return list(names)
 
 
 def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict[str, int]]]:
@@ -174,6 +199,10 @@ def run_report(dirs: list[Path], out: Path | None = None) -> str:
     unfinished = collect_unfinished(dirs)
     cells = collect(dirs, allow_empty=bool(unfinished))
     table = to_markdown(cells, unfinished)
+    # Runs evaluated across a pool: one more table per architecture.
+    for arch in architectures(dirs):
+        table += f"\n\nEvaluated on {arch} (runs with eval.models):\n\n"
+        table += to_markdown(collect(dirs, allow_empty=True, architecture=arch))
     if out is not None:
         atomic_write_text(out / "report.md", table + "\n")
         atomic_write_text(out / "report.csv", to_csv(cells))

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch clean
 
 install: $(STAMP)
 
@@ -71,6 +71,10 @@ bench-pruning: install
 # (resumable per run; about 7 hours on a 2-core CPU). ARGS="--ipcs 1" runs one half.
 bench-curvature: install
 	$(PY) -m bench.curvature $(ARGS)
+
+# Cross-architecture evaluation against the single-architecture ones it replaces.
+bench-cross-arch: install
+	$(PY) -m bench.cross_arch $(ARGS)
 
 clean:
 	rm -rf outputs multirun

@@ -6,19 +6,28 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@if [ ! -d $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Fashion-MNIST (dataset-fashion-mnist)"; \
 		apt-get update -q && apt-get install -y -q dataset-fashion-mnist; \
 	fi
 	touch $(STAMP)
+
+# Re-resolve the newest versions pyproject.toml allows into constraints.txt (a scratch venv).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	{ echo "# Exact versions 'make install' installs (pip constraints); refresh with 'make lock'."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt && rm -rf .venv-lock
 
 test: install
 	$(PY) -m pytest -q

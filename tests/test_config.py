@@ -110,15 +110,15 @@ def test_benchmark_experiment_holds_the_documented_budget():
 
 
 RELEASED_IDM = {  # IDM-HDD command lines: dataset, ipc -> lr_img, ce_weight, other settings
-    ("cifar10", 1): (0.5, 0.5, {"batch_real": 5000, "net_generate_interval": 5}),
+    ("cifar10", 1): (0.5, 0.5, {"batch_real": 5000, "add_net_every": 5}),
     ("cifar10", 10): (1.0, 0.5, {}),
     ("cifar10", 50): (0.2, 0.1, {"acc_reset_interval": 500}),
-    ("cifar100", 1): (0.5, 0.5, {"batch_real": 5000, "net_generate_interval": 5}),
-    ("cifar100", 10): (0.2, 0.1, {"model_train_steps": 50}),
+    ("cifar100", 1): (0.5, 0.5, {"batch_real": 5000, "add_net_every": 5}),
+    ("cifar100", 10): (0.2, 0.1, {"train_steps": 50}),
     ("cifar100", 50): (0.2, 0.1, {"acc_reset_interval": 500}),
     ("tinyimagenet", 1): (0.5, 0.5, {}),
     ("tinyimagenet", 10): (1.0, 0.5, {"acc_reset_interval": 500}),
-    ("tinyimagenet", 50): (0.2, 0.8, {"model_train_steps": 50, "acc_reset_interval": 1000}),
+    ("tinyimagenet", 50): (0.2, 0.8, {"train_steps": 50, "acc_reset_interval": 1000}),
 }
 # The released IDM-HDD scripts per dataset: iterations, lift, cap, k, scale, ConvNet depth,
 # whether the init packs four half-size real images per stored image.
@@ -143,7 +143,7 @@ def test_presets_hold_the_released_settings(dataset, ipc):
     assert (idm.dataset.name, idm.ipc, idm.iterations, idm.method.name) == (
         dataset, ipc, iterations, "idm"
     )  # fmt: skip
-    assert (idm.method.lr_img, idm.method.ce_weight, idm.method.train_net_num) == (
+    assert (idm.method.lr_img, idm.method.ce_weight, idm.method.match_nets) == (
         lr_img, ce_weight, 1
     )  # fmt: skip
     assert idm.method.net_decay and idm.method.syn_ce and idm.method.factor == 2

@@ -78,7 +78,7 @@ def test_idm_pool_training_under_ddp_equals_training_on_the_pooled_batch(tmp_pat
 def test_two_process_ddp_idm_run_completes(tmp_path):
     res = run_module(
         "src.distill", "trainer=ddp_cpu", "method=idm", *TINY, "ipc=1", "iterations=4",
-        "method.net_generate_interval=2", "method.model_train_steps=2", "method.trained_bs=16",
+        "method.add_net_every=2", "method.train_steps=2", "method.train_batch=16",
         run_dir=tmp_path / "run",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]

@@ -52,10 +52,10 @@ def _idm(pool, info, loss=None, **kwargs):
     def factory():
         return build_model("convnet", info.channels, info.num_classes, info.im_size, width=8)
 
-    kwargs.setdefault("net_generate_interval", 2)
+    kwargs.setdefault("add_net_every", 2)
     return IDMModule(
         pool, factory, loss or EuclideanMeanLoss(), DSA(), ipc=1, iterations=6, batch_real=8,
-        trained_bs=32, model_train_steps=2, **kwargs,
+        train_batch=32, train_steps=2, **kwargs,
     )  # fmt: skip
 
 
@@ -93,7 +93,7 @@ def test_unpacked_init_stores_one_full_size_real_image_per_synthetic_image(fmnis
 
 def test_pool_grows_every_interval_and_is_capped(fmnist_train):
     info, pool = fmnist_train
-    module = _idm(pool, info, net_generate_interval=2, net_num=5)
+    module = _idm(pool, info, add_net_every=2, pool_size=5)
     sizes, firsts = [], []
 
     class Spy(L.Callback):
@@ -139,8 +139,8 @@ def test_image_optimiser_steps_once_per_class_with_shared_momentum(fmnist_train)
 
 @pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
 def test_tiny_idm_runs_and_its_set_evaluates_identically_from_the_file(tmp_path, loss):
-    overrides = [*TINY, "method=idm", f"loss={loss}", "ipc=1", "method.net_generate_interval=2",
-                 "method.model_train_steps=2", "method.trained_bs=32", "eval.random_baseline=false",
+    overrides = [*TINY, "method=idm", f"loss={loss}", "ipc=1", "method.add_net_every=2",
+                 "method.train_steps=2", "method.train_batch=32", "eval.random_baseline=false",
                  f"paths.output_dir={tmp_path / 'distill'}"]  # fmt: skip
     results = run_distill(compose_cfg("distill", overrides))
     meta = json.loads((tmp_path / "distill" / "distilled.json").read_text())

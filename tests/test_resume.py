@@ -19,8 +19,8 @@ from tests.conftest import TINY, compose_cfg
 QUIET = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
 METHODS = {
     "dm": ["method=dm"],
-    "idm": ["method=idm", "ipc=1", "method.net_generate_interval=2", "method.model_train_steps=2",
-            "method.trained_bs=32"],
+    "idm": ["method=idm", "ipc=1", "method.add_net_every=2", "method.train_steps=2",
+            "method.train_batch=32"],
 }  # fmt: skip
 
 

@@ -42,7 +42,7 @@ CASES = [
     ("trainer.accelerator=tpu", "trainer.accelerator must be one of"),
     ("trainer.devices=0", "trainer.devices must be"),
     ("resume=/no/such/checkpoint", "no checkpoint at '/no/such/checkpoint"),
-    ("method=idm method.net_generate_interval=0", "method.net_generate_interval must be"),
+    ("method=idm method.add_net_every=0", "method.add_net_every must be"),
     ("method=idm method.ce_weight=-1", "method.ce_weight must lie in [0, inf)"),
     ("method=idm ipc=1501", "needs 6004 real images per class"),
 ]

@@ -1,15 +1,15 @@
 """IDM and IDM+HDD (Zhao et al., CVPR 2023): a pool of progressively trained networks.
 
 Per outer iteration (SPEC section 4):
-1. every ``net_generate_interval`` iterations (from iteration 0) a fresh network joins the
-   pool (which starts with 3), the oldest leaving beyond ``net_num``;
-2. ``train_net_num`` random pool networks match the classes (one batched pass each); a
+1. every ``add_net_every`` iterations (from iteration 0) a fresh network joins the
+   pool (which starts with 3), the oldest leaving beyond ``pool_size``;
+2. ``match_nets`` random pool networks match the classes (one batched pass each); a
    class's loss is the matching loss plus, with ``syn_ce``, ``ce_weight`` x the network's
    running real-batch accuracy in percent x the cross-entropy of its synthetic images;
    the image optimiser then steps once per class, as IDM does, so momentum also moves
    the other classes' images between their own steps;
-3. ``fetch_net_num`` random pool networks train ``model_train_steps`` SGD steps on random
-   real batches of ``trained_bs`` images (no augmentation), updating their accuracy.
+3. ``train_nets`` random pool networks train ``train_steps`` SGD steps on random
+   real batches of ``train_batch`` images (no augmentation), updating their accuracy.
 
 Difference from the reference loop: all classes' gradients are taken at the iteration's
 starting images in one batched pass; the reference recomputes class c after the
@@ -129,12 +129,12 @@ class IDMModule(SyntheticSetModule):
     def __init__(
         self,
         *args: Any,
-        net_num: int = 100,
-        net_generate_interval: int = 30,
-        train_net_num: int = 1,
-        fetch_net_num: int = 2,
-        model_train_steps: int = 10,
-        trained_bs: int = 256,
+        pool_size: int = 100,
+        add_net_every: int = 30,
+        match_nets: int = 1,
+        train_nets: int = 2,
+        train_steps: int = 10,
+        train_batch: int = 256,
         train_chunk: int | str = "auto",
         lr_net: float = 0.01,
         net_decay: bool = True,
@@ -147,12 +147,12 @@ class IDMModule(SyntheticSetModule):
         kwargs.setdefault("factor", 2)
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False
-        self.net_num = net_num
-        self.net_generate_interval = net_generate_interval
-        self.train_net_num = train_net_num
-        self.fetch_net_num = fetch_net_num
-        self.model_train_steps = model_train_steps
-        self.trained_bs = trained_bs
+        self.pool_size = pool_size
+        self.add_net_every = add_net_every
+        self.match_nets = match_nets
+        self.train_nets = train_nets
+        self.train_steps = train_steps
+        self.train_batch = train_batch
         self.train_chunk = check_chunk(train_chunk, "method.train_chunk")
         self.syn_ce = syn_ce
         self.ce_weight = ce_weight
@@ -185,7 +185,7 @@ class IDMModule(SyntheticSetModule):
     def push_net(self) -> None:
         """A freshly initialised network joins the pool."""
         net = init_weights_(self.net_factory().to(self.device), self.gen_net)
-        self.net_pool.push(net, self.net_num)
+        self.net_pool.push(net, self.pool_size)
 
     def generators(self) -> dict[str, torch.Generator]:
         """The shared generators plus the one that picks pool networks."""
@@ -235,29 +235,29 @@ class IDMModule(SyntheticSetModule):
             self.syn_images.grad = torch.where(rows == c, grad, torch.zeros_like(grad))
             opt.step()
 
-    def train_nets(self) -> None:
-        """Train ``fetch_net_num`` random pool networks on random real batches."""
-        for i in self._pick(self.fetch_net_num):
-            for _ in range(self.model_train_steps):
-                idx = torch.randint(len(self.pool), (self.trained_bs,), generator=self.gen_sample)
+    def train_pool_networks(self) -> None:
+        """Train ``train_nets`` random pool networks on random real batches."""
+        for i in self._pick(self.train_nets):
+            for _ in range(self.train_steps):
+                idx = torch.randint(len(self.pool), (self.train_batch,), generator=self.gen_sample)
                 idx = idx.to(self.device)
                 x, y = self.pool.get(idx), self.pool.labels[idx]
                 self.net_pool.train_step(i, x, y, self.train_chunk)
 
     def outer_iteration(self, it: int) -> Tensor:
         """One IDM outer iteration (``it`` counts from 0; global_step counts C per network)."""
-        if it % self.net_generate_interval == 0:
+        if it % self.add_net_every == 0:
             self.push_net()
         if it % self.acc_reset_interval == 0 and it > 0:
             self.net_pool.reset_accuracy()
         total = torch.zeros((), device=self.device)
-        for i in self._pick(self.train_net_num):
+        for i in self._pick(self.match_nets):
             losses = self.class_losses(i)
             loss = losses.sum()
             self.check_finite(loss)
             self.step_per_class(losses)
             total = total + loss.detach()
-        self.train_nets()
+        self.train_pool_networks()
         self.log("train/loss", total.float(), prog_bar=True)
         self.log("train/pool_size", float(len(self.net_pool)))
         return total

@@ -154,12 +154,12 @@ def _method(m: DictConfig, p: Problems) -> None:
         p.one_of(m.compile_net, "method.compile_net", (True, False, "auto"))
     p.attempt(lambda: check_chunk(m.get("embed_chunk", "auto"), "method.embed_chunk"))
     if m.name == "idm":
-        for key in ("net_num", "net_generate_interval", "train_net_num", "trained_bs"):
+        for key in ("pool_size", "add_net_every", "match_nets", "train_batch"):
             p.int_at_least(m[key], f"method.{key}", 1)
         p.int_at_least(m.acc_reset_interval, "method.acc_reset_interval", 1)
         p.attempt(lambda: check_chunk(m.get("train_chunk", "auto"), "method.train_chunk"))
-        p.int_at_least(m.fetch_net_num, "method.fetch_net_num", 0)
-        p.int_at_least(m.model_train_steps, "method.model_train_steps", 0)
+        p.int_at_least(m.train_nets, "method.train_nets", 0)
+        p.int_at_least(m.train_steps, "method.train_steps", 0)
         p.positive(m.lr_net, "method.lr_net")
         p.in_range(m.ce_weight, "method.ce_weight", 0, float("inf"), "l")
 

@@ -1,35 +1,12 @@
-"""Shared fixtures: composed configs and small real pools."""
+"""Shared fixtures: small real pools (helpers and the tiny-run overrides: tests/helpers.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from src.data import get_dataset_info, load_pool
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
-
-# Small but real: every test run composes the real configs with these overrides.
-TINY = [
-    "dataset=fashion_mnist",
-    "ipc=2",
-    "iterations=3",
-    "method.batch_real=8",
-    "model.width=8",
-    "eval.num_models=1",
-    "eval.epochs=2",
-    "logger=none",
-]
-
-
-def compose_cfg(name: str, overrides: list[str]):
-    """Compose ``conf/<name>.yaml`` with overrides."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(name, overrides=overrides)
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="session")

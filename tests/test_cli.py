@@ -7,10 +7,6 @@ Hydra's composition, ``report_errors`` and the exit status are exercised for rea
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,91 +14,17 @@ import torch
 from PIL import Image
 
 from src.io import load_distilled, metadata_path, save_distilled
+from tests.helpers import (
+    EVAL_TINY,
+    Sentinel,
+    assert_hydra_names_option,
+    assert_one_error_line,
+    describe,
+    run_module,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-# Small enough to keep every run cheap on a CPU.
-TINY = ["model.width=8", "eval.num_models=1", "eval.epochs=2", "logger=none"]
-DISTILL_TINY = [*TINY, "iterations=2", "method.batch_real=4"]
-
-# A Python warning as printed on stderr ("file.py:12: FutureWarning: ...") and its source line.
-_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
-
-
-def run_module(module: str, *overrides: str, run_dir: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m module overrides... hydra.run.dir=run_dir`` from the repository root."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    env.pop("OMP_NUM_THREADS", None)  # torch's default threads, as a user's shell has
-    return subprocess.run(
-        [sys.executable, "-m", module, *overrides, f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def problem_lines(stderr: str) -> list[str]:
-    """Non-empty stderr lines, without Python warnings emitted by third-party imports."""
-    lines: list[str] = []
-    in_warning = False
-    for line in stderr.splitlines():
-        if _WARNING.match(line):
-            in_warning = True
-            continue
-        if in_warning and line[:1] in (" ", "\t"):
-            continue
-        in_warning = False
-        if line.strip():
-            lines.append(line)
-    return lines
-
-
-def describe(result: subprocess.CompletedProcess) -> str:
-    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Non-zero exit and exactly one ``error: ...`` line on stderr containing ``fragments``."""
-    assert result.returncode != 0, describe(result)
-    assert "Traceback" not in result.stderr + result.stdout, describe(result)
-    lines = problem_lines(result.stderr)
-    assert len(lines) == 1, describe(result)
-    assert lines[0].startswith("error: "), describe(result)
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-def assert_hydra_names_option(result: subprocess.CompletedProcess, bad: str) -> None:
-    """Hydra rejected an unknown config-group option and named it."""
-    assert result.returncode != 0, describe(result)
-    assert "Traceback" not in result.stderr + result.stdout, describe(result)
-    assert re.search(rf"\b{re.escape(bad)}\b", result.stderr), describe(result)
-
-
-class Sentinel:
-    """A valid distilled set already in a run folder, whose bytes must survive a failed run."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.path = folder / "distilled.safetensors"
-        images = torch.full((10, 1, 28, 28), 0.25)
-        save_distilled(self.path, images, torch.arange(10), {"dataset": "fashion_mnist", "ipc": 1})
-        self.files = {p.name: p.read_bytes() for p in folder.iterdir()}
-
-    def assert_untouched(self) -> None:
-        for name, data in self.files.items():
-            assert (self.folder / name).read_bytes() == data, f"{name} was changed"
-        new = {
-            p.name
-            for p in self.folder.iterdir()
-            if p.name.startswith(("distilled", ".distilled", "results", "eval_results"))
-        } - set(self.files)
-        assert not new, f"a failed run wrote {sorted(new)}"
-
+TINY = EVAL_TINY
+DISTILL_TINY = [*EVAL_TINY, "iterations=2", "method.batch_real=4"]
 
 # --- src.distill: bad input -------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from src.io import load_distilled
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.models import MODELS
 from src.pipelines.distill import run_distill
-from tests.conftest import CONF, ROOT, TINY, compose_cfg
+from tests.helpers import CONF, ROOT, TINY, compose_cfg
 
 
 def _options(group: str) -> list[str]:

@@ -22,9 +22,9 @@ from src.pipelines import evaluate as evaluate_pipeline
 from src.pipelines.cross_arch import architecture_specs
 from src.pipelines.evaluate import EVAL_FILE, run_evaluate
 from src.rng import make_generator
-from tests.conftest import ROOT, compose_cfg
+from tests.helpers import EVAL_TINY, ROOT, compose_cfg
 
-TINY_EVAL = ["model.width=8", "eval.num_models=2", "eval.epochs=2", "logger=none"]
+TINY_EVAL = [*EVAL_TINY, "eval.num_models=2"]
 
 
 @pytest.mark.parametrize("config", ["evaluate", "distill"])
@@ -177,7 +177,7 @@ def test_bad_evaluation_settings_are_one_error_each(tmp_path):
 
 def test_a_distillation_run_evaluates_its_final_set_across_the_pool(tmp_path):
     from src.pipelines.distill import run_distill
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     out = tmp_path / "run"
     pool = "eval.models=[convnet,{name:convnet_bn,width:8}]"

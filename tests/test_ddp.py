@@ -6,17 +6,16 @@ import torch
 
 from src.io import load_distilled
 from src.models import build_model
-from tests.test_cli import run_module
+from tests.helpers import TINY, run_module
 
-TINY = ["dataset=fashion_mnist", "ipc=2", "iterations=3", "model.width=8",
-        "method.batch_real=4", "logger=none", "eval.num_models=1", "eval.epochs=2",
-        "eval.random_baseline=false", "geometry.real_per_class=10"]  # fmt: skip
+TINY_DDP = [*TINY, "method.batch_real=4", "eval.random_baseline=false",
+            "geometry.real_per_class=10"]  # fmt: skip
 
 
 def test_two_process_ddp_run_writes_one_set_like_a_single_device_run(tmp_path):
-    ddp = run_module("src.distill", "trainer=ddp_cpu", *TINY, run_dir=tmp_path / "ddp")
+    ddp = run_module("src.distill", "trainer=ddp_cpu", *TINY_DDP, run_dir=tmp_path / "ddp")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = run_module("src.distill", "trainer=cpu", *TINY, run_dir=tmp_path / "single")
+    single = run_module("src.distill", "trainer=cpu", *TINY_DDP, run_dir=tmp_path / "single")
     assert single.returncode == 0, single.stderr[-3000:]
     a = load_distilled(tmp_path / "ddp" / "distilled.safetensors")
     b = load_distilled(tmp_path / "single" / "distilled.safetensors")
@@ -77,7 +76,7 @@ def test_idm_pool_training_under_ddp_equals_training_on_the_pooled_batch(tmp_pat
 
 def test_two_process_ddp_idm_run_completes(tmp_path):
     res = run_module(
-        "src.distill", "trainer=ddp_cpu", "method=idm", *TINY, "ipc=1", "iterations=4",
+        "src.distill", "trainer=ddp_cpu", "method=idm", *TINY_DDP, "ipc=1", "iterations=4",
         "method.add_net_every=2", "method.train_steps=2", "method.train_batch=16",
         run_dir=tmp_path / "run",
     )  # fmt: skip

@@ -16,7 +16,7 @@ from src.hyperbolic.diagnostics import (
     effective_sample_size,
     spearman,
 )
-from tests.conftest import TINY, compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 
 def _axis(n: int, i: int) -> torch.Tensor:

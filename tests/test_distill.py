@@ -148,7 +148,7 @@ def test_non_finite_loss_stops_before_the_images_change(fmnist_train):
 def test_run_stopped_by_a_non_finite_loss_keeps_the_last_finite_set(tmp_path, monkeypatch):
     from src.io import load_distilled
     from src.pipelines.distill import run_distill
-    from tests.conftest import TINY, compose_cfg
+    from tests.helpers import TINY, compose_cfg
 
     calls = {"n": 0}
     original = EuclideanMeanLoss.forward
@@ -191,7 +191,7 @@ def test_compile_net_auto_compiles_only_runs_long_enough_to_repay_it(fmnist_trai
 def test_compiled_embedding_distills_the_same_set_as_eager(tmp_path, loss):
     from src.io import load_distilled
     from src.pipelines.distill import run_distill
-    from tests.conftest import TINY, compose_cfg
+    from tests.helpers import TINY, compose_cfg
 
     sets = []
     for compile_net in ("false", "true"):

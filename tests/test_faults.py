@@ -16,7 +16,7 @@ import torch
 from src.errors import CheckpointError, DistilledFileError
 from src.io import load_distilled, save_distilled
 from src.io.checkpoint import RUN_STATE_KEY, last_checkpoint, load_checkpoint
-from tests.test_cli import REPO, run_module
+from tests.helpers import REPO, run_module
 
 # A long tiny run (stopped by the tests long before its end), checkpointing often.
 LONG = ["dataset=fashion_mnist", "ipc=1", "iterations=100000", "checkpoint.every=2",
@@ -90,7 +90,7 @@ def test_a_full_disk_while_checkpointing_fails_cleanly_and_keeps_the_last_checkp
     tmp_path, monkeypatch
 ):
     from src.pipelines.distill import run_distill
-    from tests.conftest import compose_cfg
+    from tests.helpers import compose_cfg
 
     out = tmp_path / "run"
     cfg = compose_cfg("distill", [*LONG, "iterations=6", f"paths.output_dir={out}"])

@@ -11,7 +11,7 @@ from src.hyperbolic import lift, lorentz_centroid, lorentz_distance
 from src.pipelines.analyze import run_analyze
 from src.pipelines.distill import run_distill
 from src.viz import poincare_2d
-from tests.conftest import TINY, compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 
 def _nonempty_png(path) -> None:

@@ -17,7 +17,7 @@ from src.methods.idm import IDMModule
 from src.models import build_model
 from src.pipelines.distill import run_distill
 from src.pipelines.evaluate import run_evaluate
-from tests.conftest import TINY, compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 
 def test_quadrant_split_and_merge_round_trip():

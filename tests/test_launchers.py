@@ -9,12 +9,10 @@ from hydra import compose, initialize_config_dir
 
 from src.cli import threads_per_job
 from src.io import load_distilled
-from tests.conftest import CONF
-from tests.test_cli import run_module
+from tests.helpers import CONF, TINY, run_module
 
-TINY = ["dataset=fashion_mnist", "ipc=1", "iterations=2", "model.width=8", "method.batch_real=4",
-        "logger=none", "eval.final=false", "eval.random_baseline=false",
-        "geometry.enabled=false"]  # fmt: skip
+TINY_SWEEP = [*TINY, "ipc=1", "iterations=2", "method.batch_real=4", "eval.final=false",
+              "eval.random_baseline=false", "geometry.enabled=false"]  # fmt: skip
 
 
 def _launcher(name: str):
@@ -37,7 +35,7 @@ def test_local_parallel_sweep_runs_every_point_in_its_own_process(tmp_path):
     sweep = tmp_path / "sweep"
     res = run_module(
         "src.distill", "-m", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2",
-        "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}", run_dir=tmp_path / "unused",
+        "seed=0,1", *TINY_SWEEP, f"hydra.sweep.dir={sweep}", run_dir=tmp_path / "unused",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     sets = sorted(sweep.glob("*/distilled.safetensors"))

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from src.io.lock import LOCK_FILE, RunLockedError, run_lock
-from tests.conftest import TINY
-from tests.test_cli import REPO, problem_lines, run_module
+from tests.helpers import REPO, TINY, problem_lines, run_module
 
 QUIET = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
 

@@ -9,12 +9,10 @@ import pytest
 from nbclient import NotebookClient
 
 from src.pipelines.compare import run_compare
-from tests.conftest import ROOT
+from tests.helpers import ROOT, TINY
 
 NOTEBOOKS = ROOT / "notebooks"
-TINY_DEMO = ["dataset=fashion_mnist", "ipc=2", "iterations=3", "model.width=8",
-             "method.batch_real=8", "eval.num_models=2", "eval.epochs=2", "logger=csv",
-             "geometry.real_per_class=20"]  # fmt: skip
+TINY_DEMO = [*TINY, "eval.num_models=2", "logger=csv", "geometry.real_per_class=20"]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from src.pruning import (
     origin_scores,
 )
 from src.rng import make_generator
-from tests.conftest import TINY, compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 
 def _small_pool(per_class=(30, 50, 20)):

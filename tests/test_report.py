@@ -11,7 +11,7 @@ import pytest
 
 from src.errors import ConfigError
 from src.pipelines.report import run_report
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _run(root, name, label, ipc, seed, accs, baseline=None):
@@ -58,8 +58,7 @@ def test_report_rejects_empty_or_foreign_directories(tmp_path):
 
 
 def test_a_failing_sweep_job_leaves_the_others_and_the_report_marks_it(tmp_path):
-    from tests.conftest import TINY
-    from tests.test_cli import problem_lines, run_module
+    from tests.helpers import TINY, problem_lines, run_module
 
     sweep = tmp_path / "sweep"
     res = run_module(

@@ -14,7 +14,7 @@ from src.io import load_distilled
 from src.io.checkpoint import RUN_STATE_KEY, last_checkpoint, load_checkpoint
 from src.methods.checkpoint import RunCheckpoint
 from src.pipelines.distill import finished_results, run_distill
-from tests.conftest import TINY, compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 QUIET = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
 METHODS = {

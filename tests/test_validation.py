@@ -6,8 +6,7 @@ import pytest
 
 from src.errors import ConfigError
 from src.pipelines.validate import validate_distill
-from tests.conftest import compose_cfg
-from tests.test_cli import problem_lines, run_module
+from tests.helpers import compose_cfg, problem_lines, run_module
 
 BASE = ["dataset=fashion_mnist", "ipc=10"]
 CASES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.pipelines.distill import run_distill
-from tests.conftest import TINY, compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_the_grid_over_time_is_written_and_logged(tmp_path, no_wandb_account):
 
 
 def test_runs_of_one_sweep_share_a_wandb_group(tmp_path, no_wandb_account):
-    from tests.test_cli import run_module
+    from tests.helpers import run_module
 
     sweep = tmp_path / "mysweep"
     res = run_module(

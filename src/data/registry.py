@@ -1,4 +1,4 @@
-"""The data sets the project knows: shape, classes and normalisation (SPEC section 8)."""
+"""The data sets the project knows: shape, classes and normalisation (docs/method.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EvalModule: trains freshly initialised networks on a distilled set (SPEC section 7)."""
+"""EvalModule: trains freshly initialised networks on a distilled set (docs/method.md §8)."""
 
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ def evaluate_set(
     train_chunk: int | str = "auto",
     test_chunk: int | str = "auto",
 ) -> EvalResult:
-    """Train ``num_models`` fresh networks on (images, labels) by SPEC 7 and test them.
+    """Train ``num_models`` fresh networks on (images, labels) by docs/method.md §8 and test them.
 
     A factorised set (``factor`` > 1, IDM) is first expanded into its training images.
     """

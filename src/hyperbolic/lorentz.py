@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     import geoopt
 from torch import Tensor
 
-# Clamp of SPEC section 3 for the square root in the centroid normaliser.
+# Clamp of docs/method.md §3.3 for the square root in the centroid normaliser.
 CENTROID_EPS = 1e-8
 # Keeps sqrt's gradient finite at a zero argument (identical points, zero features).
 _TINY = 1e-30

@@ -18,7 +18,7 @@ COMPILE_AUTO_MIN_ITERATIONS = 1000
 
 
 class DistillModule(SyntheticSetModule):
-    """Distribution matching (SPEC 2-3) with a freshly initialised frozen network per step.
+    """Distribution matching (docs/method.md §2-3), a freshly initialised frozen network per step.
 
     The network is one module re-initialised in place from the run's generator
     each step. DM and DM+HDD differ only in ``loss``.

@@ -1,6 +1,6 @@
 """IDM and IDM+HDD (Zhao et al., CVPR 2023): a pool of progressively trained networks.
 
-Per outer iteration (SPEC section 4):
+Per outer iteration (docs/method.md §5):
 1. every ``add_net_every`` iterations (from iteration 0) a fresh network joins the
    pool (which starts with 3), the oldest leaving beyond ``pool_size``;
 2. ``match_nets`` random pool networks match the classes (one batched pass each); a

@@ -1,4 +1,4 @@
-"""Pruning of the real data before distillation (SPEC section 3, "Hierarchical pruning")."""
+"""Pruning of the real data before distillation (docs/method.md §4, hierarchical pruning)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -155,56 +157,99 @@ def run_distill(cfg: DictConfig) -> dict:
         return distill(cfg)
 
 
+@dataclass
+class Run:
+    """What the stages of one distillation run share."""
+
+    cfg: DictConfig
+    out: Path
+    info: DatasetInfo
+    pool: RealPool
+    pruner: Pruner
+    module: SyntheticSetModule
+    initial: tuple[Tensor, Tensor]
+    baseline: tuple[Tensor, Tensor] | None = None
+    kept: Tensor | None = None
+    resume_from: Path | None = None
+    resumed_at: int | None = None
+    test_pool: RealPool | None = None
+    evaluate: Callable[..., EvalResult] | None = None
+    periodic: PeriodicEvaluation | None = None
+    diagnostics: GeometryDiagnostics | None = None
+    loggers: list = field(default_factory=list)
+
+
 def distill(cfg: DictConfig) -> dict:
-    """The run itself (``run_distill`` without the directory lock)."""
+    """The run itself (``run_distill`` without the directory lock): prepare, fit, finish."""
+    run = prepare(cfg)
+    trainer, seconds = fit(run)
+    return finish(run, trainer, seconds)
+
+
+def prepare(cfg: DictConfig) -> Run:
+    """Load the data, prune it or take the interrupted run's pool, build every piece."""
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # only for third-party code
     info, pool = load_data(cfg.dataset, train=True)
+    baseline = None
     if cfg.eval.random_baseline:
         # Plain real images of the same IPC, drawn before any pruning: for DM exactly the set
         # init=real starts from (a factorised method packs these and more of the same draw).
         baseline = initial_synthetic_set(pool, cfg.ipc, "real", make_generator(cfg.seed, "init"))
     pruner = instantiate(cfg.prune, "prune")
-    resume_from = resolve_resume(cfg.resume, out)
-    resumed_at = None
-    if resume_from is not None:
-        resume_from, ckpt = load_resumable(resume_from)
-        check_same_run(ckpt, cfg, resume_from)
-        state = ckpt[RUN_STATE_KEY]
-        kept = state["kept"]  # the pruned pool of the interrupted run, not a re-scoring
-        resumed_at = int(state["completed_iterations"])
-        print(f"resuming from {resume_from} after iteration {resumed_at}")
-        del ckpt
-    else:
+    resume_from, resumed_at, kept = resume_state(cfg, out)
+    if resume_from is None:
         kept = prune_pool(cfg, info, pool, pruner)
     if kept is not None:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)
-    initial = module.synthetic_set()
-    needs_eval = cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0
-    evaluate = None
-    if needs_eval:
-        _, test_pool = load_data(cfg.dataset, train=False)
-        evaluate = build_evaluator(cfg, info, test_pool, eval_augment(cfg, module.augment))
-    periodic = PeriodicEvaluation(list(cfg.eval.eval_at), evaluate) if evaluate else None
-    diagnostics = geometry_diagnostics(cfg, info, pool, module.factor)
-    loggers = build_loggers(cfg.get("logger"))
-    for logger in loggers:
+    run = Run(cfg, out, info, pool, pruner, module, module.synthetic_set(), baseline, kept)
+    run.resume_from, run.resumed_at = resume_from, resumed_at
+    if cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0:
+        _, run.test_pool = load_data(cfg.dataset, train=False)
+        augment = eval_augment(cfg, module.augment)
+        run.evaluate = build_evaluator(cfg, info, run.test_pool, augment)
+        run.periodic = PeriodicEvaluation(list(cfg.eval.eval_at), run.evaluate)
+    run.diagnostics = geometry_diagnostics(cfg, info, pool, module.factor)
+    run.loggers = build_loggers(cfg.get("logger"))
+    for logger in run.loggers:
         if resumed_at is not None and isinstance(logger, ResumableCSVLogger):
             logger.resume_at(resumed_at)  # the metrics of the first part stay in its file
         # The resolved config, so a dashboard can filter and group runs.
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    checkpoint = RunCheckpoint(last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), kept)
+    return run
+
+
+def resume_state(cfg: DictConfig, out: Path) -> tuple[Path | None, int | None, Tensor | None]:
+    """The checkpoint to resume from, its completed iterations and kept pool (or Nones)."""
+    resume_from = resolve_resume(cfg.resume, out)
+    if resume_from is None:
+        return None, None, None
+    resume_from, ckpt = load_resumable(resume_from)
+    check_same_run(ckpt, cfg, resume_from)
+    state = ckpt[RUN_STATE_KEY]
+    resumed_at = int(state["completed_iterations"])
+    print(f"resuming from {resume_from} after iteration {resumed_at}")
+    # The pruned pool of the interrupted run, not a re-scoring.
+    return resume_from, resumed_at, state["kept"]
+
+
+def fit(run: Run) -> tuple[L.Trainer, float]:
+    """Optimise the synthetic set; a SIGTERM or a non-finite loss ends it with a clear error."""
+    cfg, out, module = run.cfg, run.out, run.module
+    checkpoint = RunCheckpoint(
+        last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), run.kept
+    )
+    callbacks = [
+        progress_bar(),
+        checkpoint,
+        GridOverTime(out, cfg.grid_every, run.pool.denormalize, run.info.num_classes),
+        *(c for c in (run.periodic, run.diagnostics) if c),
+    ]
     trainer = L.Trainer(
         max_epochs=1,  # the loader holds one item per outer iteration
-        callbacks=[
-            progress_bar(),
-            checkpoint,
-            GridOverTime(out, cfg.grid_every, pool.denormalize, info.num_classes),
-            *([periodic] if periodic else []),
-            *([diagnostics] if diagnostics else []),
-        ],
-        logger=loggers or False,
+        callbacks=callbacks,
+        logger=run.loggers or False,
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -212,7 +257,7 @@ def distill(cfg: DictConfig) -> dict:
     )
     started = time.perf_counter()
     try:
-        trainer.fit(module, ckpt_path=resume_from, weights_only=True)
+        trainer.fit(module, ckpt_path=run.resume_from, weights_only=True)
     except SIGTERMException:
         raise RunInterrupted(
             f"stopped by SIGTERM after iteration {module.completed_iterations}; the checkpoint "
@@ -221,71 +266,90 @@ def distill(cfg: DictConfig) -> dict:
     except NonFiniteLossError as exc:
         # The images were not updated by the failing step: keep that last finite set.
         if trainer.is_global_zero:
-            meta = distilled_metadata(cfg, info, module, pruner) | {"stopped": str(exc)}
+            meta = distilled_metadata(cfg, run.info, module, run.pruner) | {"stopped": str(exc)}
             save_distilled(out / DISTILLED_FILE, *module.synthetic_set(), meta)
         raise NonFiniteLossError(
             f"{exc}; the last finite set is in {out / DISTILLED_FILE}"
         ) from None
-    seconds = time.perf_counter() - started
+    return trainer, time.perf_counter() - started
 
+
+def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:
+    """Save the set and its pictures, evaluate it, write results.json, publish."""
+    cfg, info, module = run.cfg, run.info, run.module
     images, labels = module.synthetic_set()
-    meta = distilled_metadata(cfg, info, module, pruner)
+    meta = distilled_metadata(cfg, info, module, run.pruner)
     results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
     results |= {"seed": cfg.seed, "distill_seconds": seconds, "threads": torch.get_num_threads()}
     if not trainer.is_global_zero:
         return results  # under DDP rank 0 alone writes, pictures and evaluates
+    save_set(run, images, labels, meta)
+    if run.kept is not None:
+        results["kept_per_class"] = run.pool.counts.tolist()
+    if run.diagnostics:
+        results["geometry"] = run.diagnostics.summary()
+    if run.periodic:
+        results["during"] = {str(k): v.as_dict() for k, v in sorted(run.periodic.history.items())}
+    results |= evaluate_final(run, images, labels)
+    atomic_write_text(run.out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    print(format_results(results))
+    log_results(run.loggers, results, module.completed_iterations)
+    artifact = re.sub(r"[^a-z0-9._]+", "-", f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower()}")
+    publish_outputs(run.loggers, run.out, artifact, module.completed_iterations)
+    return results
+
+
+def save_set(run: Run, images: Tensor, labels: Tensor, meta: dict) -> None:
+    """The distilled set, its grid, the kept indices and the geometry pictures."""
+    cfg, info, out = run.cfg, run.info, run.out
     save_distilled(out / DISTILLED_FILE, images, labels, meta)
-    save_image_grid(out / "distilled.png", pool.denormalize(images), labels, info.num_classes)
-    if kept is not None:
-        save_kept_indices(out / KEPT_FILE, kept)
-    if cfg.geometry.enabled:
-        lift = diagnostic_lift(cfg)
-        render_geometry(
-            out,
-            pool,
-            {"before": initial, "after": (images, labels)},
-            model_factory(cfg.model, info),
-            lift["k"],
-            info.names(),
-            list(cfg.geometry.classes),
-            real_per_class=cfg.geometry.real_per_class,
-            seed=cfg.seed,
-            factor=module.factor,
-            real_name="real" if kept is None else "real (kept pool)",
-            lift_kind=lift["kind"],
-            max_radius=lift["max_radius"],
-        )
-    if kept is not None:
-        results["kept_per_class"] = pool.counts.tolist()
-    if diagnostics:
-        results["geometry"] = diagnostics.summary()
-    if periodic:
-        results["during"] = {str(k): v.as_dict() for k, v in sorted(periodic.history.items())}
+    save_image_grid(out / "distilled.png", run.pool.denormalize(images), labels, info.num_classes)
+    if run.kept is not None:
+        save_kept_indices(out / KEPT_FILE, run.kept)
+    if not cfg.geometry.enabled:
+        return
+    lift = diagnostic_lift(cfg)
+    render_geometry(
+        out,
+        run.pool,
+        {"before": run.initial, "after": (images, labels)},
+        model_factory(cfg.model, info),
+        lift["k"],
+        info.names(),
+        list(cfg.geometry.classes),
+        real_per_class=cfg.geometry.real_per_class,
+        seed=cfg.seed,
+        factor=run.module.factor,
+        real_name="real" if run.kept is None else "real (kept pool)",
+        lift_kind=lift["kind"],
+        max_radius=lift["max_radius"],
+    )
+
+
+def evaluate_final(run: Run, images: Tensor, labels: Tensor) -> dict:
+    """The random real baseline, the final set and, with ``eval.models``, the pool."""
+    cfg, factor, out = run.cfg, run.module.factor, {}
+    if run.evaluate is None:
+        return out
     try:
-        if evaluate and cfg.eval.random_baseline:
-            results["random_real"] = evaluate(*baseline).as_dict()
-        if evaluate and cfg.eval.final:
-            results["distilled"] = evaluate(images, labels, factor=module.factor).as_dict()
-        if evaluate and cfg.eval.final and (cfg.eval.models or cfg.eval.robust):
-            sets = {"distilled": (images, labels, module.factor)}
-            if cfg.eval.random_baseline:
-                sets = {"random_real": (*baseline, 1)} | sets
-            own = {k: results[k] for k in sets if k in results}  # the evaluations above
-            done = {(cfg.eval.model or cfg.model).name: own}
-            results["architectures"] = evaluate_across(
-                cfg, info, test_pool, module.augment, sets, done
+        if run.baseline is not None:
+            out["random_real"] = run.evaluate(*run.baseline).as_dict()
+        if cfg.eval.final:
+            out["distilled"] = run.evaluate(images, labels, factor=factor).as_dict()
+        if cfg.eval.final and (cfg.eval.models or cfg.eval.robust):
+            sets = {"distilled": (images, labels, factor)}
+            if run.baseline is not None:
+                sets = {"random_real": (*run.baseline, 1)} | sets
+            done = {(cfg.eval.model or cfg.model).name: out}  # the evaluations above
+            out["architectures"] = evaluate_across(
+                cfg, run.info, run.test_pool, run.module.augment, sets, done
             )
     except SIGTERMException:
         raise RunInterrupted(
             f"stopped by SIGTERM during evaluation; the distilled set is complete in "
-            f"{out / DISTILLED_FILE}: evaluate it with python -m src.evaluate distilled=..."
+            f"{run.out / DISTILLED_FILE}: evaluate it with python -m src.evaluate distilled=..."
         ) from None
-    atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
-    print(format_results(results))
-    log_results(loggers, results, module.completed_iterations)
-    artifact = re.sub(r"[^a-z0-9._]+", "-", f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower()}")
-    publish_outputs(loggers, out, artifact, module.completed_iterations)
-    return results
+    return out
 
 
 def distilled_metadata(

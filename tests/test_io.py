@@ -334,3 +334,16 @@ def test_image_grid_of_single_channel_images(tmp_path: Path) -> None:
     path = save_image_grid(tmp_path / "g.png", images.sigmoid(), labels, 3)
     with Image.open(path) as im:
         assert im.size == (2 * (6 + 2) + 2, 3 * (6 + 2) + 2)  # PIL: (width, height)
+
+
+def test_settings_added_after_a_run_was_saved_are_not_differences():
+    from src.io.checkpoint import setting_differences
+
+    saved = {"ipc": 1, "eval": {"epochs": 300}, "removed": 2}
+    added = {"ipc": 1, "eval": {"epochs": 300, "models": []}, "removed": 2, "new": 1}
+    assert setting_differences(saved, added) == []
+    # A key the run had and the project dropped (or renamed) still counts.
+    assert setting_differences(saved, {"ipc": 1, "eval": {"epochs": 300}}) == ["removed"]
+    now = added | {"ipc": 10}
+    assert setting_differences(saved, now) == ["ipc"]
+    assert setting_differences(saved, now, ignore=("ipc",)) == []

@@ -136,10 +136,11 @@ def check_same_run(ckpt: dict, cfg: DictConfig, path: str | Path) -> None:
 
 
 def setting_differences(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Sorted dotted keys whose values differ between two nested settings dicts.
+    """Sorted dotted keys whose values differ between saved settings ``a`` and current ``b``.
 
     Keys in ``ignore`` (dotted, e.g. ``method.compile_net``) and everything under them are
-    left out.
+    left out, and so are keys ``a`` lacks: settings added to the project after ``a`` was
+    saved, whose defaults keep the behaviour from before they existed.
     """
     changed = _differences(a, b)
     return sorted(d for d in changed if not any(d == k or d.startswith(k + ".") for k in ignore))
@@ -147,6 +148,5 @@ def setting_differences(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[
 
 def _differences(a: object, b: object, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        keys = set(a) | set(b)
-        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+        return [d for k in a for d in _differences(a[k], b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]

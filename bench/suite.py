@@ -43,7 +43,7 @@ from bench import sync
 from bench.stacking import stacked_step_times
 from bench.step_time import time_variant
 from src.augment import DSA
-from src.evaluation import evaluate_set
+from src.evaluation import EvalProtocol, evaluate_set
 from src.io import atomic_write_text
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.models import build_model, init_weights_
@@ -251,7 +251,7 @@ def time_evaluate(images, labels, test_pool, info, epochs: int, num_models: int)
     evaluate_set(
         images, labels, test_pool,
         lambda: build_model("convnet", info.channels, info.num_classes, info.im_size),
-        DSA(), num_models=num_models, epochs=epochs, progress=False,
+        DSA(), EvalProtocol(num_models=num_models, epochs=epochs), progress=False,
         trainer_kwargs={"accelerator": "auto", "devices": 1},
     )  # fmt: skip
     return time.perf_counter() - start

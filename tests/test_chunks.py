@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from src.errors import ConfigError
-from src.evaluation import EvalModule
+from src.evaluation import EvalModule, EvalProtocol
 from src.methods.idm import NetPool
 from src.models import build_model
 from src.models.chunks import (
@@ -71,8 +71,8 @@ def test_a_chunk_is_auto_or_a_positive_int(bad):
 
 
 def _trained_eval_weights(images, labels, train_chunk):
-    module = EvalModule(images, labels, None, lambda: _net(seed=1), None, num_models=2,
-                        epochs=2, batch_size=40, train_chunk=train_chunk)  # fmt: skip
+    protocol = EvalProtocol(num_models=2, epochs=2, batch_size=40, train_chunk=train_chunk)
+    module = EvalModule(images, labels, None, lambda: _net(seed=1), None, protocol)
     before = [p.detach().clone() for p in module.nets.parameters()]
     trainer = L.Trainer(
         max_steps=module.total_steps, max_epochs=1, logger=False, accelerator="cpu",
@@ -118,8 +118,9 @@ def test_the_test_pass_in_pieces_counts_the_same_correct_predictions(fmnist_test
     results = {}
     for chunk in (10**6, 7):
         # The same two untrained networks both times (seeded initialisation).
-        module = EvalModule(images, labels, test_pool, lambda: _net(seed=2), None, num_models=2,
-                            epochs=1, test_batch_size=100, test_chunk=chunk)  # fmt: skip
+        protocol = EvalProtocol(num_models=2, epochs=1, test_chunk=chunk)
+        module = EvalModule(images, labels, test_pool, lambda: _net(seed=2), None, protocol,
+                            test_batch_size=100)  # fmt: skip
         forwards: list[int] = []
         for net in module.nets:
             net.register_forward_hook(lambda m, args, out, f=forwards: f.append(len(args[0])))

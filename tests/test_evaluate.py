@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from src.augment import DSA
-from src.evaluation import EvalModule, EvalResult, evaluate_set
+from src.evaluation import EvalModule, EvalProtocol, EvalResult, evaluate_set
 from src.models import build_model
 from src.rng import make_generator
 
@@ -26,7 +26,7 @@ def _real_subset(pool, n, seed=0):
 def test_schedule_is_counted_in_steps_and_drops_lr_at_half(fmnist_train, fmnist_test):
     info, pool = fmnist_train
     images, labels = _real_subset(pool, 30)  # 300 images, batch 256: 2 steps per epoch
-    module = EvalModule(images, labels, None, _factory(info), DSA(), num_models=1, epochs=3)
+    module = EvalModule(images, labels, None, _factory(info), DSA(), EvalProtocol(epochs=3))
     assert (module.steps_per_epoch, module.total_steps) == (2, 6)
     lrs = []
 
@@ -46,8 +46,8 @@ def test_schedule_is_counted_in_steps_and_drops_lr_at_half(fmnist_train, fmnist_
 def test_every_image_is_seen_once_per_epoch_by_every_network(fmnist_train):
     info, pool = fmnist_train
     images, labels = _real_subset(pool, 30)
-    module = EvalModule(images, labels, None, _factory(info), None, num_models=2, epochs=2,
-                        batch_size=100)  # fmt: skip
+    protocol = EvalProtocol(num_models=2, epochs=2, batch_size=100)
+    module = EvalModule(images, labels, None, _factory(info), None, protocol)
     module.setup("fit")
     epoch = torch.cat([module._batch_indices(s) for s in range(3)], dim=1)
     assert all(sorted(row.tolist()) == list(range(300)) for row in epoch)
@@ -58,10 +58,10 @@ def test_training_on_real_images_beats_chance_and_is_reproducible(fmnist_train, 
     info, pool = fmnist_train
     _, test_pool = fmnist_test
     images, labels = _real_subset(pool, 10)
-    kwargs = dict(num_models=2, epochs=40, seed=3, progress=False,
-                  trainer_kwargs={"accelerator": "cpu"})  # fmt: skip
-    first = evaluate_set(images, labels, test_pool, _factory(info), DSA(), **kwargs)
-    again = evaluate_set(images, labels, test_pool, _factory(info), DSA(), **kwargs)
+    protocol = EvalProtocol(num_models=2, epochs=40, seed=3)
+    kwargs = dict(progress=False, trainer_kwargs={"accelerator": "cpu"})
+    first = evaluate_set(images, labels, test_pool, _factory(info), DSA(), protocol, **kwargs)
+    again = evaluate_set(images, labels, test_pool, _factory(info), DSA(), protocol, **kwargs)
     assert first.accuracies == again.accuracies
     assert len(first.accuracies) == 2 and first.accuracies[0] != first.accuracies[1]
     # 10 classes: chance is 10%; 100 real images train a small ConvNet far beyond it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -22,6 +23,9 @@ from src.models.chunks import (
     resolve_chunk,
 )
 from src.rng import make_generator
+
+if TYPE_CHECKING:  # the protocol module builds EvalModules
+    from src.evaluation.protocol import EvalProtocol
 
 
 class EvalModule(L.LightningModule):
@@ -46,16 +50,8 @@ class EvalModule(L.LightningModule):
         test_pool: RealPool | None,
         model_factory: Callable[[], nn.Module],
         augment: DSA | None,
-        num_models: int = 1,
-        epochs: int = 1000,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
+        protocol: EvalProtocol,
         test_batch_size: int = 1024,
-        seed: int = 0,
-        train_chunk: int | str = "auto",
-        test_chunk: int | str = "auto",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # for the chunked backward
@@ -63,16 +59,18 @@ class EvalModule(L.LightningModule):
         self.register_buffer("labels", labels.detach().clone().long())
         self.test_pool = test_pool
         self.augment = augment
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.batch_size = min(batch_size, len(images))
+        self.protocol = protocol
+        self.batch_size = min(protocol.batch_size, len(images))
         self.test_batch_size = test_batch_size
         self.steps_per_epoch = math.ceil(len(images) / self.batch_size)
-        self.total_steps = epochs * self.steps_per_epoch
-        self.seed = seed
-        self.train_chunk = check_chunk(train_chunk, "eval.train_chunk")
-        self.test_chunk = check_chunk(test_chunk, "eval.test_chunk")
-        init = make_generator(seed, "eval-init")
-        self.nets = nn.ModuleList(init_weights_(model_factory(), init) for _ in range(num_models))
+        self.total_steps = protocol.epochs * self.steps_per_epoch
+        self.seed = protocol.seed
+        self.train_chunk = check_chunk(protocol.train_chunk, "eval.train_chunk")
+        self.test_chunk = check_chunk(protocol.test_chunk, "eval.test_chunk")
+        init = make_generator(self.seed, "eval-init")
+        self.nets = nn.ModuleList(
+            init_weights_(model_factory(), init) for _ in range(protocol.num_models)
+        )
         self.test_accuracies: list[float] = []
 
     def setup(self, stage: str) -> None:
@@ -97,9 +95,9 @@ class EvalModule(L.LightningModule):
         """SGD(lr, momentum, weight decay) with lr x0.1 at half of the steps."""
         opt = torch.optim.SGD(
             self.nets.parameters(),
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
+            lr=self.protocol.lr,
+            momentum=self.protocol.momentum,
+            weight_decay=self.protocol.weight_decay,
         )
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, [self.total_steps // 2], gamma=0.1)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

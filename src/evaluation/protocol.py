@@ -16,6 +16,36 @@ from src.data.factorize import expand
 from src.evaluation.module import EvalModule
 
 
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How evaluation networks are trained (docs/method.md §8): built once, passed whole."""
+
+    num_models: int = 1
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    seed: int = 0
+    train_chunk: int | str = "auto"
+    test_chunk: int | str = "auto"
+
+    @classmethod
+    def from_config(cls, eval_cfg: Any, seed: int) -> EvalProtocol:
+        """The protocol of a composed ``eval`` node (validated by ``validate_eval``)."""
+        return cls(
+            num_models=eval_cfg.num_models,
+            epochs=eval_cfg.epochs,
+            lr=eval_cfg.lr,
+            momentum=eval_cfg.momentum,
+            weight_decay=eval_cfg.weight_decay,
+            batch_size=eval_cfg.batch_size,
+            seed=seed,
+            train_chunk=eval_cfg.get("train_chunk", "auto"),
+            test_chunk=eval_cfg.get("test_chunk", "auto"),
+        )
+
+
 @dataclass
 class EvalResult:
     """Test accuracies (%) of the evaluated networks, with mean and population std."""
@@ -46,41 +76,18 @@ def evaluate_set(
     test_pool: RealPool,
     model_factory: Callable[[], nn.Module],
     augment: DSA | None,
+    protocol: EvalProtocol,
     *,
-    num_models: int,
-    epochs: int,
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    batch_size: int = 256,
-    seed: int = 0,
+    factor: int = 1,
     trainer_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
-    factor: int = 1,
-    train_chunk: int | str = "auto",
-    test_chunk: int | str = "auto",
 ) -> EvalResult:
-    """Train ``num_models`` fresh networks on (images, labels) by docs/method.md §8 and test them.
+    """Train ``protocol.num_models`` fresh networks on (images, labels) and test them.
 
     A factorised set (``factor`` > 1, IDM) is first expanded into its training images.
     """
     images, labels = expand(images, labels, factor)
-    module = EvalModule(
-        images,
-        labels,
-        test_pool,
-        model_factory,
-        augment,
-        num_models=num_models,
-        epochs=epochs,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        seed=seed,
-        train_chunk=train_chunk,
-        test_chunk=test_chunk,
-    )
+    module = EvalModule(images, labels, test_pool, model_factory, augment, protocol)
     kwargs = dict(trainer_kwargs or {})
     kwargs.pop("strategy", None)  # one device suffices for a tiny set
     kwargs["devices"] = 1

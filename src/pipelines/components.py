@@ -15,7 +15,7 @@ from torch import nn
 from src.augment import DSA
 from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
 from src.errors import ConfigError, HDDError
-from src.evaluation import EvalResult, evaluate_set
+from src.evaluation import EvalProtocol, EvalResult, evaluate_set
 from src.io import DistilledSet, check_matches, load_distilled
 from src.matching import MatchingLoss
 from src.methods.base import SyntheticSetModule
@@ -140,14 +140,6 @@ def build_evaluator(
         test_pool=test_pool,
         model_factory=model_factory(model_cfg or cfg.eval.model or cfg.model, info),
         augment=augment,
-        num_models=cfg.eval.num_models,
-        epochs=cfg.eval.epochs,
-        lr=cfg.eval.lr,
-        momentum=cfg.eval.momentum,
-        weight_decay=cfg.eval.weight_decay,
-        batch_size=cfg.eval.batch_size,
-        train_chunk=cfg.eval.get("train_chunk", "auto"),
-        test_chunk=cfg.eval.get("test_chunk", "auto"),
-        seed=cfg.seed,
+        protocol=EvalProtocol.from_config(cfg.eval, cfg.seed),
         trainer_kwargs=to_dict(cfg.trainer),
     )

@@ -21,7 +21,7 @@ CASES = [
     ("method.momentum=1.0", "method.momentum must lie in [0, 1)"),
     ("method.init=zeros", "method.init must be one of real, noise"),
     ("method.factor=3", "method.factor=3 does not divide fashion_mnist's 28x28 images"),
-    ("method.hdd_k=-1", "loss.k must be > 0, got -1"),  # the loss reads the method default
+    ("hdd.k=-1", "loss.k must be > 0, got -1"),  # the loss reads the method's HDD default
     ("loss.k=0", "loss.k must be > 0"),
     ("loss.scale=0", "loss.scale must be a number > 0"),
     ("prune=hyperbolic prune.keep_ratio=0", "prune.keep_ratio must lie in (0, 1]"),

@@ -108,10 +108,8 @@ def build_method(cfg: DictConfig, info: DatasetInfo, pool: RealPool) -> Syntheti
             f"ipc={cfg.ipc} is larger than the smallest class of {info.name} "
             f"({pool.min_class_count()} images); choose ipc <= {pool.min_class_count()}"
         )
-    # hdd_k / hdd_scale are the method's defaults for loss=lorentz, read by conf/loss.
-    node = OmegaConf.create({k: v for k, v in to_dict(cfg.method).items() if k[:4] != "hdd_"})
     return instantiate(
-        node,
+        cfg.method,
         "method",
         pool=pool,
         net_factory=model_factory(cfg.model, info),

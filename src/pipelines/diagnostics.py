@@ -29,14 +29,9 @@ EMBED_CHUNK = 256
 
 
 def diagnostic_lift(cfg: DictConfig) -> dict[str, Any]:
-    """The lift the diagnostics use: the loss's for HDD, the method's HDD defaults for DM."""
-    source = cfg.loss if "k" in cfg.loss else cfg.method
-    prefix = "" if source is cfg.loss else "hdd_"
-    return {
-        "k": float(source[prefix + "k"]),
-        "kind": str(source[prefix + "lift"]),
-        "max_radius": source[prefix + "max_radius"],
-    }
+    """The lift the diagnostics use: the loss's for HDD, the method's HDD settings for DM."""
+    source = cfg.loss if "k" in cfg.loss else cfg.hdd
+    return {"k": float(source.k), "kind": str(source.lift), "max_radius": source.max_radius}
 
 
 class GeometryProbe:

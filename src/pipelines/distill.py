@@ -96,8 +96,8 @@ def hdd_variant(cfg: DictConfig, loss: MatchingLoss) -> str:
     loss = loss.describe()
     if loss["loss"] != "lorentz":
         return ""
-    m = cfg.method
-    released = (m.hdd_k, m.hdd_scale, m.hdd_lift, m.hdd_max_radius)
+    h = cfg.hdd
+    released = (h.k, h.scale, h.lift, h.max_radius)
     if (loss["k"], loss["scale"], loss["lift"], loss["max_radius"]) == released:
         return ""
     cap = "" if loss["max_radius"] is None else f" cap {loss['max_radius']:g}"

@@ -86,20 +86,47 @@ def best_k(record: dict, ipc: int) -> dict[str, list[float]]:
 
 
 def schedule(
-    ipcs: list[int], seeds: list[int], rows: dict, last: set[tuple[int, str]] = frozenset()
+    ipcs: list[int],
+    seeds: list[int],
+    rows: dict,
+    last: set[tuple[int, str]] = frozenset(),
+    promising: set[str] = frozenset(),
 ) -> list[tuple[int, str, int]]:
     """Run order: per IPC, DM and the released setting seed by seed (a paired comparison
     after each pair), then the other rows on the first seed (the shape of each curve
-    early), then the other seeds; the (IPC, row) pairs in ``last`` go to the very end."""
+    early), then the other seeds. Within each of these phases the ``promising`` rows run
+    first; the (IPC, row) pairs in ``last`` go to the very end."""
     first = [DM_ROW, f"{RELEASED}, k=1"]
-    rest = {ipc: [r for r in rows[str(ipc)] if r not in first] for ipc in ipcs}
+
+    def rest(ipc: int) -> list[str]:
+        others = [r for r in rows[str(ipc)] if r not in first]
+        return sorted(others, key=lambda r: r not in promising)  # stable: grid order kept
+
     jobs = []
     for ipc in ipcs:
         jobs += [(ipc, row, seed) for seed in seeds for row in first]
-        jobs += [(ipc, row, seeds[0]) for row in rest[ipc]]
+        jobs += [(ipc, row, seeds[0]) for row in rest(ipc)]
     for seed in seeds[1:]:
-        jobs += [(ipc, row, seed) for ipc in ipcs for row in rest[ipc]]
+        phase = [(ipc, row, seed) for ipc in ipcs for row in rest(ipc)]
+        jobs += sorted(phase, key=lambda job: job[1] not in promising)
     return [j for j in jobs if j[:2] not in last] + [j for j in jobs if j[:2] in last]
+
+
+def promising_rows(record: dict) -> set[str]:
+    """Rows (by lift and k) whose IPC-1 accuracy is within two DM spreads of DM's: only they
+    can meet the IPC-1 half of the recommendation's target, so their IPC-10 cells decide."""
+    ipc1 = record.get("ipcs", {}).get("1", {})
+    dm = [r["distilled"]["mean"] for r in ipc1.get(DM_ROW, {}).values()]
+    if len(dm) < 2:
+        return set()
+    mean, std = seed_stats(dm)
+    return {
+        row
+        for row, runs in ipc1.items()
+        if row != DM_ROW
+        and runs
+        and statistics.fmean(r["distilled"]["mean"] for r in runs.values()) >= mean - 2 * std
+    }
 
 
 def predicted_twins(record: dict, rows: dict) -> set[tuple[int, str]]:
@@ -272,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
         record["ipcs"].setdefault(str(ipc), {})
     started = time.perf_counter()
     last = predicted_twins(previous, record["rows"])
-    for ipc, row, seed in schedule(args.ipcs, args.seeds, record["rows"], last):
+    promising = promising_rows(previous)
+    for ipc, row, seed in schedule(args.ipcs, args.seeds, record["rows"], last, promising):
         overrides = [*base, f"ipc={ipc}", *record["rows"][str(ipc)][row][2], f"seed={seed}"]
         done = recorded(previous, ipc, row, seed, overrides)
         directory = run_dir(out, ipc, row, seed)

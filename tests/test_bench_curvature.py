@@ -105,3 +105,29 @@ def test_the_readme_block_lists_every_run_row_with_its_seeds():
     assert f"| {RELEASED}, k=16 | 60.00 | 1 | 0.900 | -0.25 |" in text
     assert f"| {EXACT}, k=16 (= capped) | 60.00 | 1 |" in text
     assert "project" not in text  # rows not run are left out
+
+
+def test_rows_within_two_dm_spreads_at_ipc_1_run_first_in_each_phase():
+    from bench.curvature import promising_rows
+
+    dm = {"0": _run(71.0), "1": _run(72.0)}  # 71.5 ± 0.71: the bar is 70.09
+    record = {
+        "ipcs": {
+            "1": {
+                DM_ROW: dm,
+                "project, k=256": {"0": _run(70.5)},
+                f"{EXACT}, k=1": {"0": _run(46.0)},
+            }
+        }
+    }
+    promising = promising_rows(record)
+    assert promising == {"project, k=256"}
+    rows = {"1": rows_for(1), "10": rows_for(10)}
+    jobs = schedule([1, 10], [0, 1, 2], rows, promising=promising)
+    assert set(jobs) == set(schedule([1, 10], [0, 1, 2], rows))
+    ipc10_seed0 = [row for ipc, row, seed in jobs if ipc == 10 and seed == 0]
+    assert ipc10_seed0[:3] == [DM_ROW, f"{RELEASED}, k=1", "project, k=256"]
+    pairs = (DM_ROW, f"{RELEASED}, k=1")
+    seed1 = [row for _, row, seed in jobs if seed == 1 and row not in pairs]
+    assert seed1[:2] == ["project, k=256", "project, k=256"]  # IPC 1 and IPC 10
+    assert promising_rows({"ipcs": {"1": {DM_ROW: {"0": _run(71.0)}}}}) == set()

@@ -67,14 +67,18 @@ def load_distilled_with_data(
 ) -> tuple[DistilledSet, DatasetInfo, RealPool]:
     """``cfg.distilled`` and a split of its data set (``cfg.dataset`` or the file's), checked."""
     ds = load_distilled(cfg.distilled)
-    dataset_cfg = cfg.get("dataset") or OmegaConf.create(
-        {"name": ds.meta.get("dataset"), "root": cfg.paths.data_dir, "download": True}
-    )
-    info, pool = load_data(dataset_cfg, train=train)
+    info, pool = load_data(dataset_node(cfg, ds.meta.get("dataset")), train=train)
     check_matches(
         ds, info.channels, info.im_size, info.num_classes, cfg.distilled, dataset=info.name
     )
     return ds, info, pool
+
+
+def dataset_node(cfg: DictConfig, name: str | None) -> DictConfig:
+    """``cfg.dataset`` or, when it is null, the node of the data set named ``name``."""
+    return cfg.get("dataset") or OmegaConf.create(
+        {"name": name, "root": cfg.paths.data_dir, "download": True}
+    )
 
 
 def load_data(dataset_cfg: DictConfig, train: bool = True) -> tuple[DatasetInfo, RealPool]:

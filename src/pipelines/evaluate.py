@@ -4,6 +4,7 @@ or measure the whole-training-set reference."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -11,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError
-from src.evaluation import EvalResult
+from src.evaluation import EvalProtocol, EvalResult
 from src.evaluation.whole_set import load_cached, save_cached
 from src.io import atomic_write_text
 from src.methods.base import initial_synthetic_set
@@ -19,6 +20,7 @@ from src.pipelines.components import (
     build_augment,
     build_evaluator,
     build_loggers,
+    dataset_node,
     load_data,
     load_distilled_with_data,
     to_dict,
@@ -66,7 +68,7 @@ def run_single(cfg: DictConfig) -> EvalResult:
 def run_across(cfg: DictConfig) -> dict:
     """The distilled set and a random real subset of its IPC on every ``eval.models`` entry."""
     ds, info, test_pool = load_distilled_with_data(cfg, train=False)
-    _, train_pool = load_data(_dataset_node(cfg, info.name), train=True)
+    _, train_pool = load_data(dataset_node(cfg, info.name), train=True)
     ipc = int(ds.meta.get("ipc") or len(ds.labels) // info.num_classes)
     # The same draw as a distillation run's random baseline (and DM's init) with this seed.
     random_real = initial_synthetic_set(train_pool, ipc, "real", make_generator(cfg.seed, "init"))
@@ -116,20 +118,13 @@ def run_whole_set(cfg: DictConfig) -> EvalResult:
 
 
 def whole_set_protocol(cfg: DictConfig, dataset: str, model: dict, augmented: bool) -> dict:
-    """Everything that defines a whole-set measurement (its cache key)."""
-    e = cfg.eval
-    return {
-        "dataset": dataset,
-        "model": model,
-        "epochs": cfg.whole_set_epochs,
-        "lr": e.lr,
-        "momentum": e.momentum,
-        "weight_decay": e.weight_decay,
-        "batch_size": e.batch_size,
-        "num_models": e.num_models,
-        "augment": to_dict(cfg.augment) if augmented else None,
-        "seed": cfg.seed,
-    }
+    """Everything that defines a whole-set measurement (its cache key): the evaluation
+    protocol at ``whole_set_epochs``, without the chunk sizes (how the work is split)."""
+    protocol = asdict(EvalProtocol.from_config(cfg.eval, cfg.seed))
+    protocol = {k: v for k, v in protocol.items() if not k.endswith("_chunk")}
+    protocol["epochs"] = cfg.whole_set_epochs
+    augment = to_dict(cfg.augment) if augmented else None
+    return {"dataset": dataset, "model": model, **protocol, "augment": augment}
 
 
 def log_once(cfg: DictConfig, metrics: dict) -> None:
@@ -138,10 +133,3 @@ def log_once(cfg: DictConfig, metrics: dict) -> None:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(metrics, step=0)
         logger.finalize("success")
-
-
-def _dataset_node(cfg: DictConfig, name: str) -> DictConfig:
-    """``cfg.dataset`` or, when it is null, the node for the distilled file's data set."""
-    return cfg.get("dataset") or OmegaConf.create(
-        {"name": name, "root": cfg.paths.data_dir, "download": True}
-    )

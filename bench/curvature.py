@@ -91,11 +91,13 @@ def schedule(
     rows: dict,
     last: set[tuple[int, str]] = frozenset(),
     promising: set[str] = frozenset(),
+    ahead: set[str] = frozenset(),
 ) -> list[tuple[int, str, int]]:
     """Run order: per IPC, DM and the released setting seed by seed (a paired comparison
     after each pair), then the other rows on the first seed (the shape of each curve
     early), then the other seeds. Within each of these phases the ``promising`` rows run
-    first; the (IPC, row) pairs in ``last`` go to the very end."""
+    first; the (IPC, row) pairs in ``last`` go to the end; the rows named in ``ahead``
+    (a user's choice, e.g. the candidates for the recommendation) move ahead of all."""
     first = [DM_ROW, f"{RELEASED}, k=1"]
 
     def rest(ipc: int) -> list[str]:
@@ -109,7 +111,8 @@ def schedule(
     for seed in seeds[1:]:
         phase = [(ipc, row, seed) for ipc in ipcs for row in rest(ipc)]
         jobs += sorted(phase, key=lambda job: job[1] not in promising)
-    return [j for j in jobs if j[:2] not in last] + [j for j in jobs if j[:2] in last]
+    jobs = [j for j in jobs if j[:2] not in last] + [j for j in jobs if j[:2] in last]
+    return sorted(jobs, key=lambda job: job[1] not in ahead)  # stable
 
 
 def promising_rows(record: dict) -> set[str]:
@@ -275,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ipcs", nargs="+", type=int, default=[1, 10], choices=sorted(K_GRID))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--first", nargs="+", default=[], metavar="ROW", help="rows to run first")
     parser.add_argument("--out", default=f"outputs/bench/{NAME}")
     parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
@@ -300,7 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     last = predicted_twins(previous, record["rows"])
     promising = promising_rows(previous)
-    for ipc, row, seed in schedule(args.ipcs, args.seeds, record["rows"], last, promising):
+    unknown = set(args.first) - {row for rows in record["rows"].values() for row in rows}
+    if unknown:
+        parser.error(f"--first: no such row {sorted(unknown)}")
+    jobs = schedule(args.ipcs, args.seeds, record["rows"], last, promising, set(args.first))
+    for ipc, row, seed in jobs:
         overrides = [*base, f"ipc={ipc}", *record["rows"][str(ipc)][row][2], f"seed={seed}"]
         done = recorded(previous, ipc, row, seed, overrides)
         directory = run_dir(out, ipc, row, seed)

@@ -131,3 +131,14 @@ def test_rows_within_two_dm_spreads_at_ipc_1_run_first_in_each_phase():
     seed1 = [row for _, row, seed in jobs if seed == 1 and row not in pairs]
     assert seed1[:2] == ["project, k=256", "project, k=256"]  # IPC 1 and IPC 10
     assert promising_rows({"ipcs": {"1": {DM_ROW: {"0": _run(71.0)}}}}) == set()
+
+
+def test_rows_named_first_run_ahead_of_everything_else_in_their_own_order():
+    rows = {"1": rows_for(1), "10": rows_for(10)}
+    default = schedule([1, 10], [0, 1, 2], rows)
+    chosen = {"project, k=256", DM_ROW}
+    jobs = schedule([1, 10], [0, 1, 2], rows, ahead=chosen)
+    assert sorted(jobs) == sorted(default)
+    head = [job for job in default if job[1] in chosen]
+    assert jobs[: len(head)] == head
+    assert jobs[len(head) :] == [job for job in default if job[1] not in chosen]

@@ -29,6 +29,7 @@ from bench import machine  # noqa: E402
 from src.io import atomic_path, atomic_write_text  # noqa: E402
 from src.pipelines.compare import compose_distill  # noqa: E402
 from src.pipelines.distill import finished_results, run_distill  # noqa: E402
+from src.pruning import FeatureCache  # noqa: E402
 
 NAME = "fashion_mnist_ipc10_pruning"
 ROWS = {
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         f"deviation of the per-seed accuracies\n\n`{command}`"
     )
     runs: dict[str, dict[int, dict]] = {row: {} for row in ROWS}
+    features = FeatureCache()  # the rows of one seed score the same pool
     started = time.perf_counter()
     for seed in args.seeds:
         for row, overrides in ROWS.items():
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                 [*base, *overrides, f"seed={seed}", f"paths.output_dir={directory}"]
             )
             done = finished_results(cfg)  # a run of another budget here is an error
-            runs[row][seed] = done if done is not None else run_distill(cfg)
+            runs[row][seed] = done if done is not None else run_distill(cfg, features)
             text = table(runs, header)
             summary = {
                 "command": command,

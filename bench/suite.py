@@ -43,16 +43,11 @@ from bench import sync
 from bench.stacking import stacked_step_times
 from bench.step_time import time_variant
 from src.augment import DSA
+from src.compute import Compute, set_piece_workers
 from src.evaluation import EvalProtocol, evaluate_set
 from src.io import atomic_write_text
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.models import build_model, init_weights_
-from src.models.chunks import (
-    CPU_TRAIN_CHUNK,
-    cross_entropy_backward,
-    resolve_chunk,
-    set_piece_workers,
-)
 from src.pipelines.compare import compose_distill
 from src.pipelines.components import build_method, load_data
 from src.rng import make_generator
@@ -232,12 +227,12 @@ def training_steps(
     steps: dict[str, Callable[[], None]] = {}
     for n in batch_sizes:
         x, y = images[:n].to(device), labels[:n].to(device)
-        auto = resolve_chunk("auto", "train_chunk", net, device, CPU_TRAIN_CHUNK)
-        for kind, chunk in (("whole", None), ("pieces", auto)):
+        auto = Compute.for_net("auto", "train_chunk", net, device, "train")
+        for kind, compute in (("whole", Compute()), ("pieces", auto)):
 
-            def step(x=x, y=y, chunk=chunk) -> None:
+            def step(x=x, y=y, compute=compute) -> None:
                 net.zero_grad(set_to_none=True)
-                cross_entropy_backward(net, x, y, chunk)
+                compute.cross_entropy_backward(net, x, y)
                 sync(device)
 
             steps[f"{n}/{kind}"] = step

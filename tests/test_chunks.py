@@ -11,19 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from src.compute import CPU_TRAIN_CHUNK, Compute, check_chunk, set_piece_workers
+from src.compute.workers import map_pieces
 from src.errors import ConfigError
 from src.evaluation import EvalModule, EvalProtocol
 from src.methods.idm import NetPool
 from src.models import build_model
-from src.models.chunks import (
-    CPU_TRAIN_CHUNK,
-    check_chunk,
-    cross_entropy_backward,
-    forward_in_pieces,
-    map_pieces,
-    resolve_chunk,
-    set_piece_workers,
-)
 
 CPU = torch.device("cpu")
 
@@ -44,7 +37,7 @@ def test_pieces_accumulate_the_whole_batch_gradient_loss_and_accuracy():
     F.cross_entropy(logits, y).backward()
     whole = _grads(net)
     net.zero_grad()
-    loss, correct = cross_entropy_backward(net, x, y, 7)  # pieces of 7, 7, 7 and 2
+    loss, correct = Compute(7).cross_entropy_backward(net, x, y)  # pieces of 7, 7, 7 and 2
     for got, expected in zip(_grads(net), whole, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(loss, F.cross_entropy(logits, y).detach())
@@ -52,16 +45,33 @@ def test_pieces_accumulate_the_whole_batch_gradient_loss_and_accuracy():
     assert not loss.requires_grad
 
 
+def _chunk(setting, net, device=CPU, key="k"):
+    return Compute.for_net(setting, key, net, device, "train").chunk
+
+
 def test_auto_splits_on_a_cpu_only_and_never_a_batch_norm_batch():
     plain, bn = _net(), _net("convnet_bn")
-    assert resolve_chunk("auto", "k", plain, CPU, CPU_TRAIN_CHUNK) == CPU_TRAIN_CHUNK
-    assert resolve_chunk("auto", "k", plain, torch.device("cuda"), CPU_TRAIN_CHUNK) is None
-    assert resolve_chunk(5, "k", plain, torch.device("cuda"), CPU_TRAIN_CHUNK) == 5
-    assert resolve_chunk("auto", "k", bn, CPU, CPU_TRAIN_CHUNK) is None
+    assert _chunk("auto", plain) == CPU_TRAIN_CHUNK
+    assert _chunk("auto", plain, torch.device("cuda")) is None
+    assert _chunk(5, plain, torch.device("cuda")) == 5
+    assert _chunk("auto", bn) is None
     with pytest.raises(ConfigError, match="eval.train_chunk would change the batch statistics"):
-        resolve_chunk(8, "eval.train_chunk", bn, CPU, CPU_TRAIN_CHUNK)
+        _chunk(8, bn, key="eval.train_chunk")
     bn.eval()  # eval-mode BatchNorm uses running statistics: splitting is harmless
-    assert resolve_chunk(8, "k", bn, CPU, CPU_TRAIN_CHUNK) == 8
+    assert _chunk(8, bn) == 8
+    assert Compute.for_net("auto", "k", plain, CPU, "embed").chunk == 32  # no-grad pieces
+
+
+def test_the_whole_batch_plan_is_the_plain_forward_and_backward():
+    net, x, y = _net(), torch.randn(23, 1, 28, 28), torch.randint(0, 10, (23,))
+    assert Compute().chunk is None and Compute().or_chunk(8) == Compute(8)
+    assert Compute(4).or_chunk(8) == Compute(4)
+    assert torch.equal(Compute().forward(net, x), net(x))
+    F.cross_entropy(net(x), y, reduction="sum").div(len(x)).backward()
+    plain = _grads(net)
+    net.zero_grad()
+    loss, _ = Compute().cross_entropy_backward(net, x, y)
+    assert all(torch.equal(a, b) for a, b in zip(_grads(net), plain, strict=True))
 
 
 @pytest.mark.parametrize("bad", [0, -3, 1.5, True, "all", None])
@@ -149,7 +159,7 @@ def test_piece_workers_sum_the_gradients_of_one_thread_reproducibly(piece_worker
     for workers in (1, 3, 3):
         piece_workers(workers)
         net.zero_grad(set_to_none=True)
-        loss, correct = cross_entropy_backward(net, x, y, 4)  # 12 pieces, blocks of 4
+        loss, correct = Compute(4).cross_entropy_backward(net, x, y)  # 12 pieces, blocks of 4
         runs.setdefault(workers, []).append((loss, correct, _grads(net)))
     (one,), (three, again) = runs.values()
     for a, b in zip(three[2], again[2], strict=True):
@@ -158,7 +168,7 @@ def test_piece_workers_sum_the_gradients_of_one_thread_reproducibly(piece_worker
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(three[0], one[0])
     assert int(three[1]) == int(one[1])
-    cross_entropy_backward(net, x, y, 4)  # a second call adds to .grad, as backward does
+    Compute(4).cross_entropy_backward(net, x, y)  # a second call adds to .grad, as backward does
     for a, b in zip(_grads(net), three[2], strict=True):
         torch.testing.assert_close(a, 2 * b, rtol=1e-4, atol=1e-6)
 
@@ -183,12 +193,12 @@ def test_pieces_run_under_the_callers_grad_inference_and_autocast_modes(piece_wo
     net, x = _net(), torch.randn(10, 1, 28, 28)
     whole = net(x)
     with torch.no_grad():
-        assert not forward_in_pieces(net, x, 3).requires_grad
+        assert not Compute(3).forward(net, x).requires_grad
     with torch.inference_mode():
-        assert forward_in_pieces(net, x, 3).is_inference()
+        assert Compute(3).forward(net, x).is_inference()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert forward_in_pieces(net, x, 3).dtype == torch.bfloat16
-    out = forward_in_pieces(net, x, 3)
+        assert Compute(3).forward(net, x).dtype == torch.bfloat16
+    out = Compute(3).forward(net, x)
     torch.testing.assert_close(out, whole)
     y = torch.arange(10)
     F.cross_entropy(out, y).backward()  # the graph built on the workers backpropagates

@@ -98,7 +98,7 @@ def _forward_sizes_and_losses(pool, info, **kwargs) -> tuple[list[int], torch.Te
 
 
 def test_one_forward_for_all_classes_real_images_chunked_on_a_cpu(fmnist_train):
-    from src.methods.base import CPU_EMBED_CHUNK
+    from src.compute import CPU_EMBED_CHUNK
 
     info, pool = fmnist_train
     whole, expected = _forward_sizes_and_losses(pool, info, embed_chunk=10**6)

@@ -15,6 +15,7 @@ from src.models import build_model, init_weights_
 from src.pipelines.distill import run_distill
 from src.pruning import (
     EuclideanPruning,
+    FeatureCache,
     HyperbolicPruning,
     RandomPruning,
     averaged_features,
@@ -76,10 +77,10 @@ def test_repeated_scoring_reuses_the_features_and_moves_the_generator_alike(monk
     monkeypatch.setattr(
         scores, "init_weights_", lambda net, g: calls.append(1) or real_init(net, g)
     )
-    pool = _small_pool()
+    pool, cache = _small_pool(), FeatureCache()
     g1, g2 = make_generator(5, "prune"), make_generator(5, "prune")
-    first = averaged_features(pool, _factory, 2, g1)
-    second = averaged_features(pool, _factory, 2, g2)
+    first = averaged_features(pool, _factory, 2, g1, cache=cache)
+    second = averaged_features(pool, _factory, 2, g2, cache=cache)
     assert len(calls) == 2  # the second call embedded nothing
     assert torch.equal(first, second)
     assert torch.equal(g1.get_state(), g2.get_state())
@@ -87,9 +88,11 @@ def test_repeated_scoring_reuses_the_features_and_moves_the_generator_alike(monk
     # Other pool content, or another generator state, is computed afresh.
     changed = _small_pool()
     changed.images[0] = 255 - changed.images[0]
-    averaged_features(changed, _factory, 2, make_generator(5, "prune"))
-    averaged_features(changed, _factory, 2, make_generator(6, "prune"))
+    averaged_features(changed, _factory, 2, make_generator(5, "prune"), cache=cache)
+    averaged_features(changed, _factory, 2, make_generator(6, "prune"), cache=cache)
     assert len(calls) == 6
+    averaged_features(pool, _factory, 2, make_generator(5, "prune"))  # no cache: no reuse
+    assert len(calls) == 8
 
 
 @pytest.mark.parametrize("ratio", [0.1, 0.2, 0.5, 1.0])

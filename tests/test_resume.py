@@ -181,7 +181,9 @@ def test_compare_with_resume_reuses_finished_runs_and_resumes_the_rest(tmp_path,
     first = compare.run_compare(overrides, ["euclidean"], [0], tmp_path, resume=True)
     calls = []
     real = compare.run_distill
-    monkeypatch.setattr(compare, "run_distill", lambda cfg: calls.append(cfg) or real(cfg))
+    monkeypatch.setattr(
+        compare, "run_distill", lambda cfg, *rest: calls.append(cfg) or real(cfg, *rest)
+    )
     again = compare.run_compare(overrides, ["euclidean", "lorentz"], [0], tmp_path, resume=True)
     assert [c.loss._target_.rsplit(".", 1)[-1] for c in calls] == ["LorentzCentroidLoss"]
     assert again["summary"]["runs"]["euclidean"] == first["summary"]["runs"]["euclidean"]

@@ -12,16 +12,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from src.augment import DSA
+from src.compute import Compute, check_chunk
 from src.data import RealPool
 from src.models import init_weights_
-from src.models.chunks import (
-    CPU_EMBED_CHUNK,
-    CPU_TRAIN_CHUNK,
-    check_chunk,
-    cross_entropy_backward,
-    forward_in_pieces,
-    resolve_chunk,
-)
 from src.rng import make_generator
 
 if TYPE_CHECKING:  # the protocol module builds EvalModules
@@ -35,12 +28,10 @@ class EvalModule(L.LightningModule):
     steps, learning rate x0.1 after half of them, so a 100-image set trained for
     1000 epochs costs 1000 steps and no per-epoch framework work. Each network
     sees its own shuffling and its own DSA draws, and has its own parameters, so
-    one optimiser over all of them trains them exactly as separately. On a CPU a
-    network's batch goes forward and backward ``train_chunk`` images at a time,
-    its gradients accumulating into the whole batch's, and a test batch goes forward
-    ``test_chunk`` images at a time. The pieces run on single-threaded worker threads
-    (``src.models.chunks``), which add their gradients to ``.grad`` directly: the CPU's
-    precisions need no loss scaling from ``manual_backward``.
+    one optimiser over all of them trains them exactly as separately. How a batch goes
+    through a network (``train_chunk``, ``test_chunk``: whole, or some images at a time
+    on a CPU) is a ``src.compute`` plan; a split backward adds its gradients to ``.grad``
+    directly, which the CPU's precisions allow (no loss scaling from ``manual_backward``).
     """
 
     def __init__(
@@ -82,8 +73,8 @@ class EvalModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         """Images per forward and backward of each network, now that the device is known."""
-        self._chunks = [
-            resolve_chunk(self.train_chunk, "eval.train_chunk", net, self.device, CPU_TRAIN_CHUNK)
+        self._train_compute = [
+            Compute.for_net(self.train_chunk, "eval.train_chunk", net, self.device, "train")
             for net in self.nets
         ]
 
@@ -116,12 +107,12 @@ class EvalModule(L.LightningModule):
         opt.zero_grad()
         order = self._batch_indices(int(batch_idx))
         loss = self.images.new_zeros(())
-        for net, idx, chunk in zip(self.nets, order, self._chunks, strict=True):
+        for net, idx, compute in zip(self.nets, order, self._train_compute, strict=True):
             x = self.images[idx]
             if self.augment is not None:
                 x = self.augment(x, self.gen_augment)
-            net_loss, _ = cross_entropy_backward(
-                net, x, self.labels[idx], chunk, self.manual_backward
+            net_loss, _ = compute.cross_entropy_backward(
+                net, x, self.labels[idx], self.manual_backward
             )
             loss = loss + net_loss
         opt.step()
@@ -138,8 +129,8 @@ class EvalModule(L.LightningModule):
         """Reset the per-network correct counts; images per test forward of each network."""
         self._correct = torch.zeros(len(self.nets), dtype=torch.int64, device=self.device)
         self._seen = 0
-        self._test_chunks = [
-            resolve_chunk(self.test_chunk, "eval.test_chunk", net, self.device, CPU_EMBED_CHUNK)
+        self._test_compute = [
+            Compute.for_net(self.test_chunk, "eval.test_chunk", net, self.device, "embed")
             for net in self.nets
         ]
 
@@ -147,8 +138,8 @@ class EvalModule(L.LightningModule):
         """Count each network's correct predictions on a chunk of the test set."""
         x = self.test_pool.get(indices)
         y = self.test_pool.labels[indices]
-        for m, (net, chunk) in enumerate(zip(self.nets, self._test_chunks, strict=True)):
-            self._correct[m] += (forward_in_pieces(net, x, chunk).argmax(dim=1) == y).sum()
+        for m, (net, compute) in enumerate(zip(self.nets, self._test_compute, strict=True)):
+            self._correct[m] += (compute.forward(net, x).argmax(dim=1) == y).sum()
         self._seen += len(indices)
 
     def on_test_epoch_end(self) -> None:

@@ -10,12 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from src.augment import DSA
+from src.compute import Compute, check_chunk
 from src.data import RealPool
 from src.data.factorize import expand, pack
 from src.errors import CheckpointError, ConfigError, NonFiniteLossError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.matching import MatchingLoss
-from src.models.chunks import CPU_EMBED_CHUNK, check_chunk, forward_in_pieces, resolve_chunk
 from src.rng import make_generator
 
 INITS = ("real", "noise")
@@ -204,11 +204,9 @@ class SyntheticSetModule(L.LightningModule):
         if self.completed_iterations < self.iterations:
             continue_epoch(checkpoint, self.completed_iterations)
 
-    def real_chunk(self, net: nn.Module) -> int | None:
-        """How many real images to embed at a time under ``net`` (None: all at once)."""
-        return resolve_chunk(
-            self.embed_chunk, "method.embed_chunk", net, self.device, CPU_EMBED_CHUNK
-        )
+    def real_compute(self, net: nn.Module) -> Compute:
+        """How the real images go through ``net``: all at once, or some at a time."""
+        return Compute.for_net(self.embed_chunk, "method.embed_chunk", net, self.device, "embed")
 
     def match(
         self,
@@ -229,7 +227,7 @@ class SyntheticSetModule(L.LightningModule):
             torch.cat([real, syn]), self.gen_augment, groups=self.groups, num_groups=n_classes
         )
         with torch.no_grad():
-            real_feat = forward_in_pieces(embed, x[: len(real)], self.real_chunk(net))
+            real_feat = self.real_compute(net).forward(embed, x[: len(real)])
         syn_feat = embed(x[len(real) :])
         losses = self.loss(
             real_feat.view(n_classes, per_class, -1),

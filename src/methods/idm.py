@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from src.compute import Compute, check_chunk
 from src.errors import CheckpointError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.methods.base import SyntheticSetModule
 from src.models import init_weights_
-from src.models.chunks import CPU_TRAIN_CHUNK, check_chunk, cross_entropy_backward, resolve_chunk
 from src.rng import make_generator
 
 INITIAL_NETS = 3
@@ -103,8 +103,8 @@ class NetPool(nn.Module):
         net, opt = self.nets[i], self.optimizers[i]
         net.train()
         opt.zero_grad(set_to_none=True)
-        pieces = resolve_chunk(chunk, "method.train_chunk", net, x.device, CPU_TRAIN_CHUNK)
-        _, correct = cross_entropy_backward(net, x, y, pieces)
+        compute = Compute.for_net(chunk, "method.train_chunk", net, x.device, "train")
+        _, correct = compute.cross_entropy_backward(net, x, y)
         counts = torch.stack([correct, torch.tensor(len(y), device=x.device)])
         if _distributed():
             # Under DDP every rank trains its copy on its own batch: averaging the gradients

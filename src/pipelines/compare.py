@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from src.pipelines.distill import finished_results, run_distill
+from src.pruning import FeatureCache
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -46,6 +47,7 @@ def run_compare(
     continue from their checkpoints, so a long comparison survives interruptions.
     """
     runs: dict[str, list[dict]] = {loss: [] for loss in losses}
+    features = FeatureCache()  # with pruning, the losses of one seed prune the same pool
     started = time.perf_counter()
     for seed in seeds:
         for i, loss in enumerate(losses):
@@ -64,7 +66,7 @@ def run_compare(
             )
             # Finished by an earlier, interrupted invocation (with the same settings)?
             done = finished_results(cfg) if resume else None
-            runs[loss].append(done if done is not None else run_distill(cfg))
+            runs[loss].append(done if done is not None else run_distill(cfg, features))
     first = runs[losses[0]]
     rows = [("random real (init)", _pooled(first, "random_real"), None)]
     names = [runs[loss][0]["label"] for loss in losses]

@@ -16,11 +16,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from src.compute import Compute
 from src.data import DatasetInfo, RealPool
 from src.data.factorize import expand
 from src.hyperbolic.diagnostics import class_geometry
 from src.models import init_weights_
-from src.models.chunks import forward_in_pieces
 from src.pipelines.components import model_factory
 from src.rng import make_generator
 
@@ -58,7 +58,7 @@ class GeometryProbe:
     def embed(self, images: Tensor, device: torch.device | str) -> Tensor:
         """Features of ``images`` under the probe's network, computed on ``device``, on the CPU."""
         self.net.to(device)
-        return forward_in_pieces(self.net.embed, images.to(device), EMBED_CHUNK).cpu()
+        return Compute(EMBED_CHUNK).forward(self.net.embed, images.to(device)).cpu()
 
     def measure(
         self, images: Tensor, labels: Tensor, device: torch.device | str = "cpu"

@@ -53,7 +53,7 @@ from src.pipelines.diagnostics import GeometryDiagnostics, diagnostic_lift, geom
 from src.pipelines.geometry import render_geometry
 from src.pipelines.publish import GridOverTime, publish_outputs
 from src.pipelines.validate import validate_distill
-from src.pruning import NoPruning, Pruner
+from src.pruning import FeatureCache, NoPruning, Pruner
 from src.rng import make_generator
 from src.viz import save_image_grid
 
@@ -106,16 +106,21 @@ def hdd_variant(cfg: DictConfig, loss: MatchingLoss) -> str:
     return f" ({loss['lift']}{cap}, k {loss['k']:g}, scale {loss['scale']:g})"
 
 
-def prune_pool(cfg: DictConfig, info: DatasetInfo, pool: RealPool, pruner: Pruner) -> Tensor | None:
+def prune_pool(
+    cfg: DictConfig,
+    info: DatasetInfo,
+    pool: RealPool,
+    pruner: Pruner,
+    features: FeatureCache | None = None,
+) -> Tensor | None:
     """Indices of the real samples distillation may use (None: all), logged per class."""
     if isinstance(pruner, NoPruning):
         return None
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
     pool.to(device)
     minimum = cfg.ipc * cfg.method.get("factor", 1) ** 2  # init needs that many per class
-    kept = pruner.select(
-        pool, model_factory(cfg.model, info), make_generator(cfg.seed, "prune", device), minimum
-    ).cpu()
+    generator = make_generator(cfg.seed, "prune", device)
+    kept = pruner.select(pool, model_factory(cfg.model, info), generator, minimum, features).cpu()
     counts = torch.bincount(pool.labels.cpu()[kept], minlength=info.num_classes).tolist()
     print(f"pruning ({pruner.name}) keeps {len(kept)} of {len(pool)} real images: {counts}")
     pool.to("cpu")
@@ -145,16 +150,17 @@ def record_failure(cfg: DictConfig, exc: Exception) -> None:
     atomic_write_text(out / FAILED_FILE, json.dumps(record, indent=2) + "\n")
 
 
-def run_distill(cfg: DictConfig) -> dict:
+def run_distill(cfg: DictConfig, features: FeatureCache | None = None) -> dict:
     """Distill ``cfg.dataset`` into ``cfg.ipc`` images per class; returns the results dict.
 
     The output directory is locked for the whole run (one writer; under DDP rank 0 holds it).
+    ``features`` keeps the pruning features of earlier runs in this process for later ones.
     """
     validate_distill(cfg)
     if rank_zero_only.rank != 0:
-        return distill(cfg)
+        return distill(cfg, features)
     with run_lock(cfg.paths.output_dir):
-        return distill(cfg)
+        return distill(cfg, features)
 
 
 @dataclass
@@ -179,14 +185,14 @@ class Run:
     loggers: list = field(default_factory=list)
 
 
-def distill(cfg: DictConfig) -> dict:
+def distill(cfg: DictConfig, features: FeatureCache | None = None) -> dict:
     """The run itself (``run_distill`` without the directory lock): prepare, fit, finish."""
-    run = prepare(cfg)
+    run = prepare(cfg, features)
     trainer, seconds = fit(run)
     return finish(run, trainer, seconds)
 
 
-def prepare(cfg: DictConfig) -> Run:
+def prepare(cfg: DictConfig, features: FeatureCache | None = None) -> Run:
     """Load the data, prune it or take the interrupted run's pool, build every piece."""
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # only for third-party code
@@ -199,7 +205,7 @@ def prepare(cfg: DictConfig) -> Run:
     pruner = instantiate(cfg.prune, "prune")
     resume_from, resumed_at, kept = resume_state(cfg, out)
     if resume_from is None:
-        kept = prune_pool(cfg, info, pool, pruner)
+        kept = prune_pool(cfg, info, pool, pruner, features)
     if kept is not None:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)

@@ -13,10 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
+from src.compute import check_chunk
 from src.data import DatasetInfo, get_dataset_info
 from src.errors import CheckpointError, ConfigError
 from src.methods.base import INITS
-from src.models.chunks import check_chunk
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")

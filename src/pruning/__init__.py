@@ -11,6 +11,7 @@ from src.data import RealPool
 from src.errors import ConfigError
 from src.pruning.scores import (
     CRITERIA,
+    FeatureCache,
     averaged_features,
     centroid_scores,
     euclidean_scores,
@@ -30,8 +31,10 @@ class Pruner:
         net_factory: Callable[[], nn.Module],
         generator: torch.Generator,
         minimum: int = 1,
+        cache: FeatureCache | None = None,
     ) -> Tensor | None:
-        """Sorted indices of the kept samples, or None to keep everything."""
+        """Sorted indices of the kept samples, or None to keep everything (``cache``: the
+        features of earlier scorings in this process, for pruners that embed)."""
         return None
 
     def describe(self) -> dict:
@@ -51,7 +54,7 @@ class RandomPruning(Pruner):
     def __init__(self, keep_ratio: float = 0.2) -> None:
         self.keep_ratio = keep_ratio
 
-    def select(self, pool, net_factory, generator, minimum=1):
+    def select(self, pool, net_factory, generator, minimum=1, cache=None):
         """Random scores from the run's generator, lowest kept."""
         scores = torch.rand(len(pool), generator=generator, dtype=torch.float64)
         return keep_lowest(scores, pool.labels.cpu(), pool.num_classes, self.keep_ratio, minimum)
@@ -81,14 +84,14 @@ class FeaturePruning(Pruner):
         self.num_nets = num_nets
         self.k = float(k)
 
-    def scores(self, pool, net_factory, generator) -> Tensor:
+    def scores(self, pool, net_factory, generator, cache: FeatureCache | None = None) -> Tensor:
         """Per-sample scores (N,), lower = more prototypical."""
-        features = averaged_features(pool, net_factory, self.num_nets, generator)
+        features = averaged_features(pool, net_factory, self.num_nets, generator, cache=cache)
         return CRITERIA[self.criterion](features, pool.labels, pool.num_classes, self.k)
 
-    def select(self, pool, net_factory, generator, minimum=1):
+    def select(self, pool, net_factory, generator, minimum=1, cache=None):
         """The ``keep_ratio`` lowest-scored samples of every class."""
-        scores = self.scores(pool, net_factory, generator)
+        scores = self.scores(pool, net_factory, generator, cache)
         return keep_lowest(scores, pool.labels, pool.num_classes, self.keep_ratio, minimum)
 
     def describe(self) -> dict:
@@ -125,6 +128,7 @@ class EuclideanPruning(FeaturePruning):
 
 __all__ = [
     "EuclideanPruning",
+    "FeatureCache",
     "FeaturePruning",
     "HyperbolicPruning",
     "NoPruning",

@@ -8,14 +8,30 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from src.compute import Compute
 from src.data import RealPool
 from src.hyperbolic import distance_to_origin, lift, lorentz_centroid, lorentz_distance
 from src.models import init_weights_
-from src.models.chunks import CPU_EMBED_CHUNK, map_pieces, resolve_chunk
 
-# The features of the last pool scored in this process. A keep_ratio or criterion sweep in
-# one process (Hydra's basic launcher, the pruning benchmark) embeds the pool only once.
-_LAST_FEATURES: dict[str, tuple[Tensor, Tensor]] = {}
+
+class FeatureCache:
+    """The averaged features of the last pool scored, with the generator state after them.
+
+    Held by whoever runs several prunings in one process (``src.distill`` under Hydra's basic
+    launcher, the pruning benchmark), so a keep_ratio or criterion sweep embeds the pool once.
+    """
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._value: tuple[Tensor, Tensor] | None = None
+
+    def get(self, key: str) -> tuple[Tensor, Tensor] | None:
+        """(features, generator state after computing them) stored under ``key``, or None."""
+        return self._value if key == self._key else None
+
+    def put(self, key: str, features: Tensor, end_state: Tensor) -> None:
+        """Remember ``features`` under ``key``, forgetting the previous entry."""
+        self._key, self._value = key, (features.clone(), end_state)
 
 
 def features_key(pool: RealPool, net: nn.Module, num_nets: int, generator: torch.Generator) -> str:
@@ -36,30 +52,30 @@ def averaged_features(
     num_nets: int,
     generator: torch.Generator,
     batch_size: int = 1024,
+    cache: FeatureCache | None = None,
 ) -> Tensor:
     """Embed every pool image with ``num_nets`` random networks; mean feature (N, D), float32.
 
-    Images go forward ``batch_size`` at a time, on a CPU ``CPU_EMBED_CHUNK`` at a time on the
-    piece workers (their feature maps then stay in cache). A repeated call with the same
-    inputs and generator state returns the remembered features and leaves the generator
-    where the computation would have.
+    Images go forward at most ``batch_size`` at a time (fewer on a CPU: ``src.compute``).
+    Given a ``cache`` holding the features of the same inputs and generator state, returns
+    those and leaves the generator where the computation would have.
     """
     net = net_factory().to(pool.device).eval()
-    key = features_key(pool, net, num_nets, generator)
-    if key in _LAST_FEATURES:
-        features, end_state = _LAST_FEATURES[key]
+    key = features_key(pool, net, num_nets, generator) if cache is not None else ""
+    if cache is not None and (hit := cache.get(key)) is not None:
+        features, end_state = hit
         generator.set_state(end_state)
         return features.clone()
-    chunk = resolve_chunk("auto", "prune", net, pool.device, CPU_EMBED_CHUNK) or batch_size
-    pieces = torch.arange(len(pool), device=pool.device).split(chunk)
+    compute = Compute.for_net("auto", "prune", net, pool.device, "embed").or_chunk(batch_size)
+    indices = torch.arange(len(pool), device=pool.device)
     total: Tensor | None = None
     for _ in range(num_nets):
         init_weights_(net, generator)
-        feats = torch.cat(map_pieces(lambda idx: net.embed(pool.get(idx)), pieces, pool.device))
+        feats = compute.forward(lambda idx: net.embed(pool.get(idx)), indices)
         total = feats if total is None else total + feats
     features = total / num_nets
-    _LAST_FEATURES.clear()
-    _LAST_FEATURES[key] = (features.clone(), generator.get_state())
+    if cache is not None:
+        cache.put(key, features, generator.get_state())
     return features
 
 

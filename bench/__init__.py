@@ -18,4 +18,5 @@ def machine() -> dict:
         "processor": platform.processor(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

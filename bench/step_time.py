@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import lightning as L
-import torch
 
+from bench import machine
 from src.io import atomic_write_text
 from src.pipelines.compare import compose_distill
 from src.pipelines.components import build_method, load_data
@@ -85,13 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {name} | {med:.3f} | {med / base:.2f} |")
     table = "\n".join(lines)
     print(table)
-    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    machine = {"platform": platform.platform(), "torch": torch.__version__,
-               "threads": torch.get_num_threads(), "cuda": cuda}  # fmt: skip
     atomic_write_text(args.out / "step_time.md", table + "\n")
     atomic_write_text(
         args.out / "step_time.json",
-        json.dumps({"seconds": rows, "machine": machine, "overrides": args.overrides}, indent=2),
+        json.dumps({"seconds": rows, "machine": machine(), "overrides": args.overrides}, indent=2),
     )
 
 

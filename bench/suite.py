@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from bench import sync
+from bench import machine, sync
 from bench.stacking import stacked_step_times
 from bench.step_time import time_variant
 from src.augment import DSA
@@ -252,8 +252,12 @@ def time_evaluate(images, labels, test_pool, info, epochs: int, num_models: int)
     return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run every comparison and write the table."""
+Row = tuple[str, str, str]  # comparison, times, ratio
+med = statistics.median
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The suite's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--ipc", type=int, default=10)
@@ -264,15 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-models", type=int, default=5)
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args(argv)
-    common = [f"dataset={args.dataset}", f"ipc={args.ipc}", f"method.batch_real={args.batch_real}"]
-    med = statistics.median
-    rows: list[tuple[str, str, str]] = []
-    raw: dict = {}
+    return parser.parse_args(argv)
 
-    # Distill step, both losses: the per-class baseline and our step (eager, torch.compile'd
-    # embedding, and eager with the real images in one forward), alternated per iteration;
-    # compile time falls into the warm-up.
+
+def distill_step_times(args: argparse.Namespace, common: list[str]) -> dict[str, list[float]]:
+    """Both losses: the per-class baseline and our step (eager, torch.compile'd embedding,
+    eager with the real images in one forward, pieces in one thread), alternated per
+    iteration; compile time falls into the warm-up."""
     steps: dict[str, Callable[[], None]] = {}
     for loss in ("euclidean", "lorentz"):
         steps[f"{loss}/per_class"] = per_class_step(args.dataset, args.ipc, args.batch_real, loss)
@@ -286,9 +288,13 @@ def main(argv: list[str] | None = None) -> None:
         steps[f"euclidean/compile_{compiled}/one_thread"] = in_one_thread(
             our_step("euclidean", [*common, f"method.compile_net={compiled}"])
         )
-    times = alternate(steps, args.iterations, max(args.warmup, 1))
-    del steps
-    raw["distill"] = times
+    return alternate(steps, args.iterations, max(args.warmup, 1))
+
+
+def distill_rows(args: argparse.Namespace, common: list[str], raw: dict) -> list[Row]:
+    """The distill step against the per-class loop, whole vs pieces, and HDD's overhead."""
+    times = raw["distill"] = distill_step_times(args, common)
+    rows: list[Row] = []
     ours: dict[tuple[str, str], float] = {}
     for loss in ("euclidean", "lorentz"):
         base = med(times[f"{loss}/per_class"])
@@ -302,10 +308,8 @@ def main(argv: list[str] | None = None) -> None:
                  f"{whole:.3f} s / {chunked:.3f} s",
                  f"**{whole / chunked:.2f}x** (above 1x chunking pays)"))  # fmt: skip
     for compiled, kind in (("false", "eager"), ("true", "compiled")):
-        one_thread, workers = (
-            med(times[f"euclidean/compile_{compiled}/one_thread"]),
-            ours["euclidean", compiled],
-        )
+        one_thread = med(times[f"euclidean/compile_{compiled}/one_thread"])
+        workers = ours["euclidean", compiled]
         rows.append((f"distill step, euclidean, {kind}: chunks in one thread / on workers",
                      f"{one_thread:.3f} s / {workers:.3f} s",
                      f"**{one_thread / workers:.2f}x** (above 1x the workers pay)"))  # fmt: skip
@@ -314,89 +318,103 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((f"DM+HDD step vs DM step, {kind}",
                      f"{lor:.3f} s vs {euc:.3f} s",
                      f"{100 * (lor / euc - 1):+.1f}%"))  # fmt: skip
-    # The overhead itself, paired: both losses on the same features, alternated.
+    return rows + hdd_overhead_rows(args, ours, raw)
+
+
+def hdd_overhead_rows(args: argparse.Namespace, ours: dict, raw: dict) -> list[Row]:
+    """The overhead itself, paired: both losses on the same features, alternated."""
     euc_loss, hdd_loss = loss_times(args.dataset, args.ipc, args.batch_real, 4 * args.iterations)
+    raw["loss_seconds"] = {"euclidean": euc_loss, "lorentz": hdd_loss}
     extra = med(hdd_loss) - med(euc_loss)
+    rows: list[Row] = []
     for compiled, kind in (("false", "eager"), ("true", "compiled")):
         step = ours["euclidean", compiled]
         rows.append((f"HDD loss overhead: (HDD - Euclidean loss, fwd+bwd) / DM step, {kind}",
                      f"({1e3 * med(hdd_loss):.1f} - {1e3 * med(euc_loss):.1f}) ms / {step:.3f} s",
                      f"**{100 * extra / step:+.1f}%** (target <= 10%)"))  # fmt: skip
-    raw["loss_seconds"] = {"euclidean": euc_loss, "lorentz": hdd_loss}
+    return rows
 
-    # Evaluation on a real subset of IPC images per class (the work is the same as for a set).
-    info, pool = load_data(dataset_cfg(args.dataset))
-    _, test_pool = load_data(dataset_cfg(args.dataset), train=False)
-    idx = pool.random_per_class(args.ipc, make_generator(0, "bench-eval")).flatten()
-    images, labels = pool.get(idx), pool.labels[idx]
-    # A training step in pieces (evaluation's batch, and IDM's 256-image pool batches).
-    eval_batch = min(256, len(images))
-    batches = sorted({eval_batch, 256})
-    train_idx = pool.random_per_class(
-        math.ceil(256 / info.num_classes), make_generator(0, "bench-train")
+
+def train_step_rows(args: argparse.Namespace, info, pool, raw: dict) -> list[Row]:
+    """A training step whole vs in pieces (evaluation's batch, and IDM's 256-image batches)."""
+    batches = sorted({min(256, args.ipc * info.num_classes), 256})
+    idx = pool.random_per_class(math.ceil(256 / info.num_classes), make_generator(0, "bench-train"))
+    x, y = pool.get(idx.flatten()), pool.labels[idx.flatten()]
+    times = raw["train_step"] = alternate(
+        training_steps(x, y, info, batches), 2 * args.iterations, 1
     )
-    train_x, train_y = pool.get(train_idx.flatten()), pool.labels[train_idx.flatten()]
-    train_times = alternate(training_steps(train_x, train_y, info, batches), 2 * args.iterations, 1)
+    rows: list[Row] = []
     for n in batches:
-        whole, pieces = med(train_times[f"{n}/whole"]), med(train_times[f"{n}/pieces"])
-        one_thread = med(train_times[f"{n}/pieces_one_thread"])
+        whole, pieces = med(times[f"{n}/whole"]), med(times[f"{n}/pieces"])
+        one_thread = med(times[f"{n}/pieces_one_thread"])
         rows.append((f"training step of a ConvNet, {n} images: whole batch / pieces (auto)",
                      f"{whole:.3f} s / {pieces:.3f} s",
                      f"**{whole / pieces:.2f}x** (above 1x pieces pay)"))  # fmt: skip
         rows.append((f"training step of a ConvNet, {n} images: pieces in one thread / on workers",
                      f"{one_thread:.3f} s / {pieces:.3f} s",
                      f"**{one_thread / pieces:.2f}x** (above 1x the workers pay)"))  # fmt: skip
-    raw["train_step"] = train_times
-    time_evaluate(images, labels, test_pool, info, 2, 1)  # warm-up
-    one = time_evaluate(images, labels, test_pool, info, args.eval_epochs, 1)
+    return rows
+
+
+def evaluation_rows(args: argparse.Namespace, info, pool, test_pool, raw: dict) -> list[Row]:
+    """Evaluation on a real subset of IPC images per class (a set's work): ours vs a plain
+    loop, N networks together vs sequential, and the stacked alternatives."""
+    idx = pool.random_per_class(args.ipc, make_generator(0, "bench-eval")).flatten()
+    images, labels = pool.get(idx), pool.labels[idx]
+
+    def seconds(epochs: int, num_models: int) -> float:
+        return time_evaluate(images, labels, test_pool, info, epochs, num_models)
+
+    seconds(2, 1)  # warm-up
+    one = seconds(args.eval_epochs, 1)
     plain = plain_eval_loop(images, labels, test_pool, info, args.eval_epochs, 0)
-    rows.append((f"evaluation, 1 network, {args.eval_epochs} epochs: ours / plain loop",
-                 f"{one:.2f} s / {plain:.2f} s",
-                 f"**{one / plain:.2f}x** (target <= 1.1x)"))  # fmt: skip
-    together = time_evaluate(images, labels, test_pool, info, args.eval_epochs, args.eval_models)
-    sequential = sum(
-        time_evaluate(images, labels, test_pool, info, args.eval_epochs, 1)
-        for _ in range(args.eval_models)
-    )
-    rows.append((f"evaluation, {args.eval_models} networks: sequential / together",
-                 f"{sequential:.2f} s / {together:.2f} s",
-                 f"**{sequential / together:.2f}x** (target >= 2x)"))  # fmt: skip
+    together = seconds(args.eval_epochs, args.eval_models)
+    sequential = sum(seconds(args.eval_epochs, 1) for _ in range(args.eval_models))
     raw["eval"] = {"ours_1": one, "plain_1": plain, "together": together, "sequential": sequential}
+    rows: list[Row] = [
+        (f"evaluation, 1 network, {args.eval_epochs} epochs: ours / plain loop",
+         f"{one:.2f} s / {plain:.2f} s", f"**{one / plain:.2f}x** (target <= 1.1x)"),
+        (f"evaluation, {args.eval_models} networks: sequential / together",
+         f"{sequential:.2f} s / {together:.2f} s",
+         f"**{sequential / together:.2f}x** (target >= 2x)"),
+    ]  # fmt: skip
     # The stacked alternatives the issue names, measured rather than assumed.
     stacked = stacked_step_times(images, labels, info, args.eval_models, 2 * args.iterations)
+    raw["eval"] |= {f"step_{name}": t for name, t in stacked.items()}
     loop = med(stacked["loop"])
     for name, label in (("vmap", "torch.vmap"), ("grouped", "grouped convolutions")):
         other = med(stacked[name])
         rows.append((f"{args.eval_models} networks, one training step: loop (ours) / {label}",
                      f"{loop:.3f} s / {other:.3f} s",
                      f"**{loop / other:.2f}x** (above 1x stacking would pay)"))  # fmt: skip
-    raw["eval"] |= {f"step_{name}": t for name, t in stacked.items()}
+    return rows
 
-    # Memory.
+
+def memory_rows(pool, common: list[str], raw: dict) -> list[Row]:
+    """The real pool as uint8 vs float32, and (on a GPU) the peak memory of a step."""
     uint8_bytes = pool.images.numel() * pool.images.element_size()
-    rows.append(("real pool memory: uint8 / float32",
-                 f"{uint8_bytes / 2**20:.1f} MiB / {4 * uint8_bytes / 2**20:.1f} MiB",
-                 f"**{1 / 4:.2f}** (target 1/4)"))  # fmt: skip
     raw["pool_bytes"] = {"uint8": uint8_bytes, "float32": 4 * uint8_bytes}
+    rows: list[Row] = [("real pool memory: uint8 / float32",
+                        f"{uint8_bytes / 2**20:.1f} MiB / {4 * uint8_bytes / 2**20:.1f} MiB",
+                        f"**{1 / 4:.2f}** (target 1/4)")]  # fmt: skip
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
         time_variant("dm", "lorentz", 1, 0, common)
-        peak = torch.cuda.max_memory_allocated()
+        peak = raw["peak_step_bytes"] = torch.cuda.max_memory_allocated()
         rows.append(("peak GPU memory of a DM+HDD run (pool on the device)",
                      f"{peak / 2**20:.0f} MiB", ""))  # fmt: skip
-        raw["peak_step_bytes"] = peak
+    return rows
 
-    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    machine = {"platform": platform.platform(), "processor": platform.processor(),
-               "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "cuda": cuda}  # fmt: skip
-    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+
+def write_suite(args: argparse.Namespace, command: str, rows: list[Row], raw: dict) -> None:
+    """Print the table; write it and the raw times with the machine description."""
+    where = machine()
     lines = [
         f"Command: `{command.strip()}`  ",
         f"{args.dataset}, IPC {args.ipc}, batch_real {args.batch_real}, ConvNet; distill variants "
         f"alternate per iteration; median of "
         f"{args.iterations} iterations after {args.warmup} warm-up; machine: "
-        f"{cuda or platform.processor() or platform.machine()}, {torch.get_num_threads()} threads.",
+        f"{where['cuda'] or where['processor'] or platform.machine()}, {where['threads']} threads.",
         "",
         "| comparison | times | ratio |",
         "|---|---|---|",
@@ -406,11 +424,23 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     name = "suite" + (f"_{args.tag}" if args.tag else "")
     atomic_write_text(args.out / f"{name}.md", table + "\n")
-    atomic_write_text(
-        args.out / f"{name}.json",
-        json.dumps({"args": vars(args) | {"out": str(args.out)}, "raw": raw, "machine": machine},
-                   indent=2) + "\n",
-    )  # fmt: skip
+    summary = {"args": vars(args) | {"out": str(args.out)}, "raw": raw, "machine": where}
+    atomic_write_text(args.out / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every comparison and write the table."""
+    args = parse_args(argv)
+    common = [f"dataset={args.dataset}", f"ipc={args.ipc}", f"method.batch_real={args.batch_real}"]
+    raw: dict = {}
+    rows = distill_rows(args, common, raw)
+    info, pool = load_data(dataset_cfg(args.dataset))
+    _, test_pool = load_data(dataset_cfg(args.dataset), train=False)
+    rows += train_step_rows(args, info, pool, raw)
+    rows += evaluation_rows(args, info, pool, test_pool, raw)
+    rows += memory_rows(pool, common, raw)
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    write_suite(args, command, rows, raw)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,33 @@ def run_compare(
     With ``resume`` finished runs under ``out_dir`` are read back and unfinished ones
     continue from their checkpoints, so a long comparison survives interruptions.
     """
+    started = time.perf_counter()
+    runs = distill_each(overrides, losses, seeds, out_dir, method, resume)
+    title, rows = compare_rows(runs, losses, seeds)
+    summary = {
+        "title": title,
+        "overrides": overrides,
+        "losses": losses,
+        "seeds": seeds,
+        "rows": {name: {"accuracies": accs} for name, accs, _ in rows},
+        "runs": runs,
+        "seconds": time.perf_counter() - started,
+        "machine": _machine(),
+    }
+    return {"table": compare_table(title, rows), "summary": summary}
+
+
+def distill_each(
+    overrides: list[str],
+    losses: list[str],
+    seeds: list[int],
+    out_dir: Path,
+    method: str | None,
+    resume: bool,
+) -> dict[str, list[dict]]:
+    """The results of every (loss, seed) run, by loss in seed order (``run_compare``)."""
     runs: dict[str, list[dict]] = {loss: [] for loss in losses}
     features = FeatureCache()  # with pruning, the losses of one seed prune the same pool
-    started = time.perf_counter()
     for seed in seeds:
         for i, loss in enumerate(losses):
             run_dir = out_dir / "runs" / f"{method or 'method'}_{loss}_seed{seed}"
@@ -67,6 +91,11 @@ def run_compare(
             # Finished by an earlier, interrupted invocation (with the same settings)?
             done = finished_results(cfg) if resume else None
             runs[loss].append(done if done is not None else run_distill(cfg, features))
+    return runs
+
+
+def compare_rows(runs: dict[str, list[dict]], losses: list[str], seeds: list[int]):
+    """The table's title and rows (name, pooled accuracies, runs): random real, then each loss."""
     first = runs[losses[0]]
     rows = [("random real (init)", _pooled(first, "random_real"), None)]
     names = [runs[loss][0]["label"] for loss in losses]
@@ -78,8 +107,11 @@ def run_compare(
         (label, _pooled(runs[loss], "distilled"), runs[loss])
         for label, loss in zip(labels, losses, strict=True)
     ]
-    head = first[0]
-    title = f"{head['dataset']} IPC {head['ipc']}, seeds {seeds}"
+    return f"{first[0]['dataset']} IPC {first[0]['ipc']}, seeds {seeds}", rows
+
+
+def compare_table(title: str, rows: list) -> str:
+    """The Markdown table of ``compare_rows``."""
     lines = [
         f"### {title}",
         "",
@@ -89,21 +121,15 @@ def run_compare(
     for name, accs, rs in rows:
         secs = f"{statistics.fmean(r['distill_seconds'] for r in rs):.0f}" if rs else "—"
         lines.append(f"| {name} | {_cell(accs)} | {len(accs)} | {secs} |")
-    table = "\n".join(lines)
-    summary = {
-        "title": title,
-        "overrides": overrides,
-        "losses": losses,
-        "seeds": seeds,
-        "rows": {name: {"accuracies": accs} for name, accs, _ in rows},
-        "runs": runs,
-        "seconds": time.perf_counter() - started,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+    return "\n".join(lines)
+
+
+def _machine() -> dict:
+    """Where the comparison ran."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    return {"table": table, "summary": summary}

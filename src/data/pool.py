@@ -100,7 +100,8 @@ class RealPool:
         """``n`` distinct random sample indices of every class, shape (C, n)."""
         if n > self.min_class_count():
             raise ConfigError(
-                f"ipc={n} is larger than the smallest class ({self.min_class_count()} images)"
+                f"{n} real images per class are needed (ipc x factor^2), but the smallest "
+                f"class has {self.min_class_count()}: choose a smaller ipc"
             )
         indices, _ = self.sample(n, generator)
         return indices[:, :n]

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch lock clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch bench-cross-arch-table lock clean
 
 install: $(STAMP)
 
@@ -84,6 +84,10 @@ bench-curvature: install
 # Cross-architecture evaluation against the single-architecture ones it replaces.
 bench-cross-arch: install
 	$(PY) -m bench.cross_arch $(ARGS)
+
+# The curvature study's IPC-10 sets across the instance-norm pool (resumable; ~2 CPU-hours).
+bench-cross-arch-table: install
+	$(PY) -m bench.cross_arch_table $(ARGS)
 
 clean:
 	rm -rf outputs multirun

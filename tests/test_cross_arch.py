@@ -194,3 +194,34 @@ def test_a_distillation_run_evaluates_its_final_set_across_the_pool(tmp_path):
         [d - r for d, r in zip(results["distilled"]["accuracies"],
                                results["random_real"]["accuracies"], strict=True)]
     )  # fmt: skip
+
+
+def test_the_committed_table_bench_keeps_each_cell_and_reruns_none(
+    tmp_path, fmnist_train, monkeypatch
+):
+    import bench.cross_arch_table as table_bench
+
+    copy = _random_real_file(tmp_path / "a", fmnist_train, seed=0)
+    other = _random_real_file(tmp_path / "b", fmnist_train, seed=1)
+    argv = ["--sets", f"copy={copy}", f"other={other}", "--models", "convnet",
+            "--num-models", "1", "--epochs", "1", "--results", str(tmp_path / "r"),
+            "model.width=8", f"paths.data_dir={ROOT / 'data'}"]  # fmt: skip
+    table_bench.main(argv)
+    record = json.loads((tmp_path / "r" / "cross_arch_table.json").read_text())
+    cells = record["cells"]["convnet"]
+    keys = {f"{s}{m}" for s in ("random_real", "copy", "other") for m in ("", "_no_aug")}
+    assert keys <= set(cells)
+    # "copy" is the random subset itself, evaluated with the same seeds: the same accuracies.
+    assert cells["copy"]["accuracies"] == cells["random_real"]["accuracies"]
+    assert cells["copy_no_aug"]["accuracies"] == cells["random_real_no_aug"]["accuracies"]
+    text = (tmp_path / "r" / "cross_arch_table.md").read_text()
+    assert text.count("| convnet |") == 2 and "**copy**" in text and "**other**" in text
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished cell was evaluated again")
+
+    monkeypatch.setattr(table_bench, "build_evaluator", lambda *a, **k: refuse)
+    table_bench.main(argv)  # every cell is in the record
+    argv[2] = f"copy={other}"  # another set under a measured name
+    with pytest.raises(SystemExit, match="other sets under the names"):
+        table_bench.main(argv)

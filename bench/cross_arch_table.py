@@ -1,0 +1,168 @@
+"""Distilled sets across architectures, with the robust scores: the table the field reports.
+
+``python -m bench.cross_arch_table [--sets NAME=FILE ...] [--models ...] [OVERRIDES...]``
+
+Every set and one random real subset of the same IPC (drawn as a distillation run with
+``--seed`` draws its baseline) are trained on ``--num-models`` fresh networks of every
+architecture (default: the instance-norm pool, ConvNet, AlexNet, VGG11, ResNet18), with the
+sets' DSA and without augmentation, for ``--epochs`` epochs; every set of one architecture
+sees the same evaluation seeds. Each (architecture, set, augmentation) cell is written to
+the record as it finishes, and a rerun skips the cells it holds, so the ~2 CPU-hours of
+the default can be spread over interruptions. Writes
+``bench/results/cross_arch_table.{md,json}``: one table per set, with the improvement over
+random, the augmentation-robust score and (ConvNet, published) the gap to the whole set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import machine
+from src.evaluation.whole_set import whole_set_reference
+from src.io import atomic_write_text, load_distilled
+from src.methods.base import initial_synthetic_set
+from src.pipelines.compare import compose_distill
+from src.pipelines.components import build_augment, build_evaluator, load_data
+from src.pipelines.cross_arch import architecture_specs, cross_table, scores
+from src.rng import make_generator
+
+NAME = "cross_arch_table"
+STUDY = "outputs/bench/curvature/runs/ipc10"
+# The curvature study's IPC-10 seed-0 sets: DM, HDD as released, HDD recommended.
+DEFAULT_SETS = [
+    f"DM={STUDY}/DM__euclidean__seed0/distilled.safetensors",
+    f"DM+HDD (released)={STUDY}/expmap__cap_10__released___k_1_seed0/distilled.safetensors",
+    f"DM+HDD (projection, k 256)={STUDY}/project__k_256_seed0/distilled.safetensors",
+]
+RANDOM = "random_real"
+MODES = {"": "same", "_no_aug": "none"}  # cell-key suffix -> eval.augment
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS, metavar="NAME=FILE")
+    parser.add_argument("--models", nargs="+", default=["convnet", "alexnet", "vgg11", "resnet18"])
+    parser.add_argument("--num-models", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides of the evaluation")
+    args = parser.parse_args(argv)
+    bad = [s for s in args.sets if "=" not in s]
+    if bad:
+        parser.error(f"--sets takes NAME=FILE, got {bad}")
+    return args
+
+
+def load_sets(named: list[str]) -> tuple[dict[str, tuple], dict[str, str], str, int]:
+    """name -> (images, labels, factor) and name -> SHA-256 of the images, for every file;
+    and the data set and IPC they share."""
+    sets, digests, kinds = {}, {}, set()
+    for entry in named:
+        name, path = entry.split("=", 1)
+        ds = load_distilled(path)
+        kinds.add((ds.meta.get("dataset"), int(ds.meta.get("ipc") or 0)))
+        sets[name] = (ds.images, ds.labels, int(ds.meta.get("factor", 1)))
+        digests[name] = hashlib.sha256(ds.images.numpy().tobytes()).hexdigest()
+    if len(kinds) != 1:
+        raise SystemExit(f"error: the sets differ in data set or IPC: {sorted(kinds)}")
+    ((dataset, ipc),) = kinds
+    return sets, digests, dataset, ipc
+
+
+def load_record(path: Path, protocol: dict, digests: dict[str, str]) -> dict:
+    """The cells measured so far under this protocol, for these very sets."""
+    record = json.loads(path.read_text()) if path.is_file() else {"protocol": protocol}
+    if record["protocol"] != protocol:
+        raise SystemExit(
+            f"error: {path} holds another protocol {record['protocol']}; "
+            "move it away to measure this one"
+        )
+    record.setdefault("cells", {})
+    known = record.setdefault("sets", {})
+    changed = [n for n, d in digests.items() if known.get(n, d) != d]
+    if changed:
+        raise SystemExit(f"error: {path} measured other sets under the names {changed}")
+    known |= digests
+    return record
+
+
+def measure(args: argparse.Namespace, sets: dict, dataset: str, ipc: int, record: dict, out):
+    """Evaluate every missing (architecture, set, augmentation) cell, saving after each."""
+    base = [f"dataset={dataset}", f"eval.models=[{','.join(args.models)}]", "logger=none"]
+    base += [f"eval.num_models={args.num_models}", f"eval.epochs={args.epochs}"]
+    base += [f"seed={args.seed}", "paths.output_dir=x", *args.overrides]
+    cfg = compose_distill(base)
+    info, train = load_data(cfg.dataset, train=True)
+    _, test = load_data(cfg.dataset, train=False)
+    all_sets = {
+        RANDOM: (*initial_synthetic_set(train, ipc, "real", make_generator(args.seed, "init")), 1)
+    }
+    del train
+    all_sets |= sets
+    augment = build_augment(cfg.augment)
+    for arch, spec in architecture_specs(cfg).items():
+        cells = record["cells"].setdefault(arch, {"model": spec})
+        for suffix in MODES:
+            evaluate = build_evaluator(
+                cfg, info, test, augment if not suffix else None, model_cfg=spec
+            )
+            for name, (images, labels, factor) in all_sets.items():
+                if name + suffix in cells:
+                    continue
+                started = time.perf_counter()
+                cells[name + suffix] = evaluate(images, labels, factor=factor).as_dict()
+                cells[name + suffix]["seconds"] = time.perf_counter() - started
+                print(f"{arch} {name}{suffix}: {cells[name + suffix]['mean']:.2f}", file=sys.stderr)
+                out(record)
+    return cfg
+
+
+def tables(record: dict, names: list[str], data_dir: str) -> str:
+    """One cross-architecture table per set, its random real twin beside it."""
+    blocks = []
+    for name in names:
+        per_arch = {}
+        for arch, cells in record["cells"].items():
+            one = {f"distilled{s}": cells[name + s] for s in MODES if name + s in cells}
+            one |= {f"{RANDOM}{s}": cells[RANDOM + s] for s in MODES if RANDOM + s in cells}
+            whole = whole_set_reference(data_dir, record["protocol"]["dataset"], cells["model"])
+            per_arch[arch] = one | scores(one, whole)
+        blocks.append(cross_table(per_arch, f"**{name}**"))
+    return "\n\n".join(blocks)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure the missing cells, then write the tables and the record."""
+    args = parse_args(argv)
+    sets, digests, dataset, ipc = load_sets(args.sets)
+    protocol = {"dataset": dataset, "ipc": ipc, "models": args.models, "seed": args.seed,
+                "num_models": args.num_models, "epochs": args.epochs,
+                "overrides": args.overrides}  # fmt: skip
+    path = args.results / f"{NAME}.json"
+    record = load_record(path, protocol, digests)
+    command = "python -m bench.cross_arch_table " + " ".join(sys.argv[1:] if argv is None else argv)
+    title = (f"{dataset} IPC {ipc}, {args.num_models} networks x {args.epochs} epochs per "
+             f"cell, evaluation seed {args.seed}")  # fmt: skip
+
+    def write(record: dict) -> None:
+        record |= {"command": command.strip(), "machine": machine()}
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+    cfg = measure(args, sets, dataset, ipc, record, write)
+    write(record)
+    text = f"### {title}\n\n`{command.strip()}`\n\n" + tables(
+        record, list(sets), cfg.paths.data_dir
+    )
+    print(text)
+    atomic_write_text(args.results / f"{NAME}.md", text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -24,16 +24,31 @@ LONG = ["dataset=fashion_mnist", "ipc=1", "iterations=100000", "checkpoint.every
         "eval.random_baseline=false", "geometry.enabled=false"]  # fmt: skip
 
 
-def _start(run_dir: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "src.distill", *LONG, *extra, f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def start():
+    """Start the long run in a child process; a child still running at teardown (a failed
+    test) is killed, so it cannot keep the machine busy for 100 000 iterations."""
+    children: list[subprocess.Popen] = []
+
+    def start_run(run_dir: Path, *extra: str) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "src.distill", *LONG, *extra, f"hydra.run.dir={run_dir}"],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+        return children[-1]
+
+    yield start_run
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=60)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -44,9 +59,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.1)
 
 
-def test_sigterm_writes_a_checkpoint_exits_cleanly_and_the_run_resumes(tmp_path):
+def test_sigterm_writes_a_checkpoint_exits_cleanly_and_the_run_resumes(tmp_path, start):
     run_dir = tmp_path / "run"
-    proc = _start(run_dir)
+    proc = start(run_dir)
     _wait_for(last_checkpoint(run_dir), proc)
     proc.send_signal(signal.SIGTERM)
     stderr = proc.communicate(timeout=120)[1]
@@ -64,14 +79,14 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_the_run_resumes(tmp_path)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.37, 0.71])
-def test_sigkill_at_any_moment_leaves_the_files_whole(tmp_path, delay):
+def test_sigkill_at_any_moment_leaves_the_files_whole(tmp_path, delay, start):
     run_dir = tmp_path / "run"
     # A finished run leaves a distilled set and a checkpoint ...
     first = run_module("src.distill", *LONG, "iterations=3", run_dir=run_dir)
     assert first.returncode == 0, first.stderr
     before = load_distilled(run_dir / "distilled.safetensors")
     # ... that a second, killed run in the same directory must not damage.
-    proc = _start(run_dir, "seed=1")
+    proc = start(run_dir, "seed=1")
     mtime = last_checkpoint(run_dir).stat().st_mtime_ns
     deadline = time.monotonic() + 300
     while last_checkpoint(run_dir).stat().st_mtime_ns == mtime:  # it is writing checkpoints

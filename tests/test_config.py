@@ -204,3 +204,15 @@ def test_labels_name_hdd_variants_that_differ_from_the_released_settings():
     )
     assert variant("loss.k=4") == " (expmap cap 10, k 4, scale 20)"
     assert variant("experiment=idm_hdd/cifar100_ipc1") == ""  # that preset's released lift
+    assert variant("loss=lorentz_project") == " (project, k 256, scale 20)"  # the recommended
+
+
+@pytest.mark.parametrize(("dataset", "ipc"), sorted(RELEASED_IDM))
+def test_the_recommended_presets_are_the_released_ones_with_the_projection_lift(dataset, ipc):
+    released = compose_cfg("distill", [f"experiment=dm_hdd/{dataset}_ipc{ipc}"])
+    recommended = compose_cfg("distill", [f"experiment=dm_hdd_project/{dataset}_ipc{ipc}"])
+    assert _loss_settings(recommended) == ("project", None, 256.0, 20.0)
+    assert compose_cfg("distill", ["loss=lorentz_project"]).loss == recommended.loss
+    for key in set(released) | set(recommended):
+        if key != "loss":
+            assert recommended.get(key) == released.get(key), key

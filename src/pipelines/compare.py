@@ -57,7 +57,7 @@ def run_compare(
         "rows": {name: {"accuracies": accs} for name, accs, _ in rows},
         "runs": runs,
         "seconds": time.perf_counter() - started,
-        "machine": _machine(),
+        "machine": machine(),
     }
     return {"table": compare_table(title, rows), "summary": summary}
 
@@ -124,8 +124,8 @@ def compare_table(title: str, rows: list) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> dict:
-    """Where the comparison ran."""
+def machine() -> dict:
+    """What a result file records about the machine it was measured on."""
     return {
         "platform": platform.platform(),
         "processor": platform.processor(),

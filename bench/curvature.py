@@ -2,14 +2,16 @@
 
 ``python -m bench.curvature [--ipcs 1 10] [--seeds 0 1 2]``
 
-Rows: DM (``loss=euclidean``) and DM+HDD with three lifts, the released capped exponential
-map (cap 10 sqrt(k)), the exact exponential map and the projection ``(sqrt(k + |v|^2), v)``,
-at IPC 1 for k in 1, 4, 16, 64, 256, 1024 and at IPC 10 for k in 1, 16, 256 plus each
-lift's best IPC-1 k (as recorded when the invocation starts), scale 20. Every run uses the
-reduced protocol of ``experiment=fashion_mnist_bench`` (200 iterations, batch_real 64,
-3 evaluation networks x 300 epochs). A cell is the mean ± sample std over seeds of each run's
-mean accuracy, with the run's geometry diagnostics at its end (class means, then averaged
-over seeds).
+Rows: DM (``loss=euclidean``), DM with HDD's unsquared scaled distance
+(``loss=euclidean_unsquared``, HDD's limit as k grows: the control for the curvature's share
+of a gain) and DM+HDD with three lifts, the released capped exponential map (cap 10
+sqrt(k)), the exact exponential map and the projection ``(sqrt(k + |v|^2), v)``, at IPC 1
+for k in 1, 4, 16, 64, 256, 1024 and at IPC 10 for k in 1, 16, 256 plus each lift's best
+IPC-1 k (as recorded when the invocation starts), scale 20. Every run uses the reduced
+protocol of ``experiment=fashion_mnist_bench`` (200 iterations, batch_real 64, 3 evaluation
+networks x 300 epochs). A cell is the mean ± sample std over seeds of each run's mean
+accuracy, with the run's geometry diagnostics at its end (class means, then averaged over
+seeds).
 
 Resumable per run: a run finished under ``--out`` is reused, and so is one already recorded
 in ``bench/results/curvature.json`` with the same overrides (the committed record survives a
@@ -49,6 +51,7 @@ LIFTS = {
     "project": ["loss.lift=project", "loss.max_radius=null"],
 }
 DM_ROW = "DM (euclidean)"
+CONTROL_ROW = "DM, unsquared distance x 20"  # HDD's limit as k grows
 # End-of-run geometry diagnostics shown in the table (class means), in this order.
 DIAGNOSTICS = {
     "real_level_mean": "real level",
@@ -65,6 +68,7 @@ def rows_for(
 ) -> dict[str, tuple[str, float | None, list[str]]]:
     """Row label -> (lift label, k, overrides) for one IPC, DM first; ``extra_k``: k per lift."""
     rows = {DM_ROW: ("DM", None, ["loss=euclidean", "eval.random_baseline=true"])}
+    rows[CONTROL_ROW] = ("DM unsquared", None, ["loss=euclidean_unsquared"])
     for lift, overrides in LIFTS.items():
         for k in sorted(set(K_GRID[ipc]) | set((extra_k or {}).get(lift, []))):
             rows[f"{lift}, k={k:g}"] = (lift, k, ["loss=lorentz", *overrides, f"loss.k={k}"])
@@ -239,6 +243,10 @@ def plot(record: dict, path: Path) -> Path:
             mean, std = seed_stats(dm)
             ax.axhspan(mean - std, mean + std, color="gray", alpha=0.25, lw=0)
             ax.axhline(mean, color="gray", lw=1, label=f"DM {mean:.1f}")
+        control = [r["distilled"]["mean"] for r in rows.get(CONTROL_ROW, {}).values()]
+        if control:
+            mean = statistics.fmean(control)
+            ax.axhline(mean, color="black", ls="--", lw=1, label=f"DM unsquared {mean:.1f}")
         for i, lift in enumerate(LIFTS):
             points = []
             for row, (row_lift, k, _) in spec.items():

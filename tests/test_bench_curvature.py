@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.curvature import (
+    CONTROL_ROW,
     DM_ROW,
     EXACT,
     RELEASED,
@@ -21,7 +22,8 @@ def _run(acc: float, sha: str = "x") -> dict:
 
 def test_the_grid_holds_every_lift_and_k_of_the_study():
     ipc1, ipc10 = rows_for(1), rows_for(10)
-    assert len(ipc1) == 1 + 3 * 6 and len(ipc10) == 1 + 3 * 3
+    assert len(ipc1) == 2 + 3 * 6 and len(ipc10) == 2 + 3 * 3
+    assert ipc1[CONTROL_ROW][2] == ipc10[CONTROL_ROW][2] == ["loss=euclidean_unsquared"]
     assert ipc1[f"{RELEASED}, k=1"][2] == [
         "loss=lorentz", "loss.lift=expmap", "loss.max_radius=10", "loss.k=1"
     ]  # fmt: skip
@@ -32,10 +34,10 @@ def test_the_grid_holds_every_lift_and_k_of_the_study():
 def test_dm_and_the_released_setting_run_on_every_seed_first():
     rows = {"1": rows_for(1), "10": rows_for(10)}
     jobs = schedule([1, 10], [0, 1, 2], rows)
-    assert len(jobs) == 3 * 19 + 3 * 10 and len(set(jobs)) == len(jobs)
+    assert len(jobs) == 3 * 20 + 3 * 11 and len(set(jobs)) == len(jobs)
     assert jobs[:6] == [(1, r, s) for s in (0, 1, 2) for r in (DM_ROW, f"{RELEASED}, k=1")]
-    assert all(seed == 0 for _, _, seed in jobs[6:23])  # then the IPC-1 curve on seed 0
-    assert jobs[23][:2] == (10, DM_ROW)
+    assert all(seed == 0 for _, _, seed in jobs[6:24])  # then the IPC-1 curve on seed 0
+    assert jobs[24][:2] == (10, DM_ROW)
 
 
 def test_best_k_per_lift_and_bitwise_twins_are_found():
@@ -79,7 +81,7 @@ def test_exact_rows_that_repeated_the_capped_set_at_ipc_1_run_last():
     last = predicted_twins(record, rows)
     assert last == {(1, twin), (10, twin), (1, f"{EXACT}, k=1024")}
     jobs = schedule([1, 10], [0, 1, 2], rows, last)
-    assert len(jobs) == 3 * 19 + 3 * 11 and set(jobs) == set(schedule([1, 10], [0, 1, 2], rows))
+    assert len(jobs) == 3 * 20 + 3 * 12 and set(jobs) == set(schedule([1, 10], [0, 1, 2], rows))
     assert {j[:2] for j in jobs[-9:]} == last
     assert jobs[:6] == schedule([1, 10], [0, 1, 2], rows)[:6]
 

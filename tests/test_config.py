@@ -191,11 +191,11 @@ def test_compare_runs_every_loss_on_the_same_seed_and_tabulates(tmp_path):
 
 
 def test_labels_name_hdd_variants_that_differ_from_the_released_settings():
-    from src.pipelines.distill import hdd_variant
+    from src.pipelines.distill import loss_variant
 
     def variant(*overrides):
         cfg = compose_cfg("distill", list(overrides))
-        return hdd_variant(cfg, hydra.utils.instantiate(cfg.loss))
+        return loss_variant(cfg, hydra.utils.instantiate(cfg.loss))
 
     assert variant() == "" and variant("loss=euclidean") == ""
     assert variant("loss.max_radius=null") == " (expmap exact, k 1, scale 20)"
@@ -205,6 +205,7 @@ def test_labels_name_hdd_variants_that_differ_from_the_released_settings():
     assert variant("loss.k=4") == " (expmap cap 10, k 4, scale 20)"
     assert variant("experiment=idm_hdd/cifar100_ipc1") == ""  # that preset's released lift
     assert variant("loss=lorentz_project") == " (project, k 256, scale 20)"  # the recommended
+    assert variant("loss=euclidean_unsquared") == " (unsquared, scale 20)"  # its flat-limit control
 
 
 @pytest.mark.parametrize(("dataset", "ipc"), sorted(RELEASED_IDM))

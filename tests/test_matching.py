@@ -18,6 +18,25 @@ def test_euclidean_loss_is_squared_mean_difference():
     torch.testing.assert_close(out, expected)
 
 
+def test_unsquared_euclidean_loss_is_the_scaled_distance_of_the_means():
+    real, syn = _feats(3, 8, 5), _feats(3, 2, 5, seed=1)
+    out = EuclideanMeanLoss(squared=False, scale=20.0)(real, torch.ones(3, 8), syn)
+    torch.testing.assert_close(out, 20.0 * (real.mean(1) - syn.mean(1)).norm(dim=-1))
+    assert EuclideanMeanLoss().describe() == {"loss": "euclidean", "squared": True, "scale": 1.0}
+
+
+@pytest.mark.parametrize(("lift_kind", "cap"), [("project", None), ("expmap", None)])
+def test_hdd_flattens_to_the_unsquared_euclidean_loss_as_k_grows(lift_kind, cap):
+    real, syn = _feats(3, 8, 5).double(), _feats(3, 2, 5, seed=1).double()
+    control = EuclideanMeanLoss(squared=False, scale=20.0)(real, torch.ones(3, 8), syn)
+    errors = []
+    for k in (1e2, 1e4, 1e6):
+        hdd = LorentzCentroidLoss(k=k, scale=20.0, lift=lift_kind, max_radius=cap)
+        errors.append(((hdd(real, torch.ones(3, 8), syn) - control).abs() / control).max())
+    # |v|^2 / k relative error: a hundredfold smaller per hundredfold k, 1e-5 at k = 1e6.
+    assert errors[0] > 30 * errors[1] > 900 * errors[2] and errors[2] < 1e-5
+
+
 def test_lorentz_loss_is_scaled_distance_between_centroids():
     real, syn = _feats(3, 8, 5), _feats(3, 2, 5, seed=1)
     k, scale = 2.4, 100.0

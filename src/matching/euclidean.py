@@ -9,18 +9,33 @@ from src.matching.base import MatchingLoss
 
 
 class EuclideanMeanLoss(MatchingLoss):
-    """Squared distance between the (weighted) real mean and the synthetic mean of a class."""
+    """Squared distance between the (weighted) real mean and the synthetic mean of a class.
+
+    ``squared=False`` and a ``scale`` give ``scale * |mean_r - mean_s|``, the limit of HDD's
+    loss as k grows (the hyperboloid flattens and the centroids become the means): the
+    control that tells HDD's curvature from its unsquared distance (``loss=euclidean_unsquared``).
+    """
 
     name = "euclidean"
 
-    def forward(self, real: Tensor, real_weights: Tensor, syn: Tensor) -> Tensor:
-        """Per-class ``|sum_i w_i r_i / sum_i w_i - mean_j s_j|^2``, shape (C,).
+    def __init__(self, squared: bool = True, scale: float = 1.0) -> None:
+        super().__init__()
+        self.squared = bool(squared)
+        self.scale = float(scale)
 
-        Reduced in at least float32, also when the networks run in bf16/fp16.
+    def forward(self, real: Tensor, real_weights: Tensor, syn: Tensor) -> Tensor:
+        """Per-class ``scale * |sum_i w_i r_i / sum_i w_i - mean_j s_j|^p`` (p 2, or 1 when
+        not squared), shape (C,). Reduced in at least float32, also under bf16/fp16 autocast.
         """
         with torch.autocast(syn.device.type, enabled=False):
             dtype = torch.promote_types(real.dtype, torch.float32)
             real, syn = real.to(dtype), syn.to(dtype)
             w = real_weights.to(dtype).unsqueeze(-1)
             real_mean = (w * real).sum(dim=1) / w.sum(dim=1)
-            return (real_mean - syn.mean(dim=1)).pow(2).sum(dim=-1)
+            squared = (real_mean - syn.mean(dim=1)).pow(2).sum(dim=-1)
+            distance = squared if self.squared else squared.sqrt()
+            return distance if self.scale == 1.0 else self.scale * distance
+
+    def describe(self) -> dict:
+        """Loss name, whether the distance is squared, and its scale."""
+        return {"loss": self.name, "squared": self.squared, "scale": self.scale}

@@ -88,12 +88,17 @@ def method_label(method: str, loss: str) -> str:
     return method.upper() + ("+HDD" if loss == "lorentz" else "")
 
 
-def hdd_variant(cfg: DictConfig, loss: MatchingLoss) -> str:
-    """`` (lift ..., k ...)`` when the HDD loss differs from the method's released settings.
+def loss_variant(cfg: DictConfig, loss: MatchingLoss) -> str:
+    """`` (lift ..., k ...)`` when the HDD loss differs from the method's released settings,
+    `` (unsquared, scale ...)`` for DM's loss off its default.
 
     Runs of one sweep over lifts or k then land in separate columns of a report.
     """
     loss = loss.describe()
+    if loss["loss"] == "euclidean":
+        default = (loss["squared"], loss["scale"]) == (True, 1.0)
+        squared = "squared" if loss["squared"] else "unsquared"
+        return "" if default else f" ({squared}, scale {loss['scale']:g})"
     if loss["loss"] != "lorentz":
         return ""
     h = cfg.hdd
@@ -366,7 +371,8 @@ def distilled_metadata(
         "dataset": info.name,
         "ipc": cfg.ipc,
         "method": module.method_name,
-        "label": method_label(module.method_name, module.loss.name) + hdd_variant(cfg, module.loss),
+        "label": method_label(module.method_name, module.loss.name)
+        + loss_variant(cfg, module.loss),
         **module.loss.describe(),
         "iteration": module.completed_iterations,
         "factor": module.factor,

@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from bench import machine
@@ -27,8 +26,8 @@ from src.evaluation.whole_set import whole_set_reference
 from src.io import atomic_write_text, load_distilled
 from src.methods.base import initial_synthetic_set
 from src.pipelines.compare import compose_distill
-from src.pipelines.components import build_augment, build_evaluator, load_data
-from src.pipelines.cross_arch import architecture_specs, cross_table, scores
+from src.pipelines.components import build_augment, load_data
+from src.pipelines.cross_arch import cross_table, evaluate_across, scores
 from src.rng import make_generator
 
 NAME = "cross_arch_table"
@@ -40,7 +39,7 @@ DEFAULT_SETS = [
     f"DM+HDD (projection, k 256)={STUDY}/project__k_256_seed0/distilled.safetensors",
 ]
 RANDOM = "random_real"
-MODES = {"": "same", "_no_aug": "none"}  # cell-key suffix -> eval.augment
+SUFFIXES = ("", "_no_aug")  # cell keys: with the sets' DSA, without augmentation
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -97,7 +96,7 @@ def measure(args: argparse.Namespace, sets: dict, dataset: str, ipc: int, record
     """Evaluate every missing (architecture, set, augmentation) cell, saving after each."""
     base = [f"dataset={dataset}", f"eval.models=[{','.join(args.models)}]", "logger=none"]
     base += [f"eval.num_models={args.num_models}", f"eval.epochs={args.epochs}"]
-    base += [f"seed={args.seed}", "paths.output_dir=x", *args.overrides]
+    base += ["eval.robust=true", f"seed={args.seed}", "paths.output_dir=x", *args.overrides]
     cfg = compose_distill(base)
     info, train = load_data(cfg.dataset, train=True)
     _, test = load_data(cfg.dataset, train=False)
@@ -105,22 +104,14 @@ def measure(args: argparse.Namespace, sets: dict, dataset: str, ipc: int, record
         RANDOM: (*initial_synthetic_set(train, ipc, "real", make_generator(args.seed, "init")), 1)
     }
     del train
+
+    def save(arch: str, cells: dict) -> None:
+        record["cells"][arch] = dict(cells)
+        out(record)
+
     all_sets |= sets
     augment = build_augment(cfg.augment)
-    for arch, spec in architecture_specs(cfg).items():
-        cells = record["cells"].setdefault(arch, {"model": spec})
-        for suffix in MODES:
-            evaluate = build_evaluator(
-                cfg, info, test, augment if not suffix else None, model_cfg=spec
-            )
-            for name, (images, labels, factor) in all_sets.items():
-                if name + suffix in cells:
-                    continue
-                started = time.perf_counter()
-                cells[name + suffix] = evaluate(images, labels, factor=factor).as_dict()
-                cells[name + suffix]["seconds"] = time.perf_counter() - started
-                print(f"{arch} {name}{suffix}: {cells[name + suffix]['mean']:.2f}", file=sys.stderr)
-                out(record)
+    evaluate_across(cfg, info, test, augment, all_sets, done=record["cells"], on_result=save)
     return cfg
 
 
@@ -130,8 +121,8 @@ def tables(record: dict, names: list[str], data_dir: str) -> str:
     for name in names:
         per_arch = {}
         for arch, cells in record["cells"].items():
-            one = {f"distilled{s}": cells[name + s] for s in MODES if name + s in cells}
-            one |= {f"{RANDOM}{s}": cells[RANDOM + s] for s in MODES if RANDOM + s in cells}
+            one = {f"distilled{s}": cells[name + s] for s in SUFFIXES if name + s in cells}
+            one |= {f"{RANDOM}{s}": cells[RANDOM + s] for s in SUFFIXES if RANDOM + s in cells}
             whole = whole_set_reference(data_dir, record["protocol"]["dataset"], cells["model"])
             per_arch[arch] = one | scores(one, whole)
         blocks.append(cross_table(per_arch, f"**{name}**"))

@@ -200,6 +200,7 @@ def test_the_committed_table_bench_keeps_each_cell_and_reruns_none(
     tmp_path, fmnist_train, monkeypatch
 ):
     import bench.cross_arch_table as table_bench
+    from src.pipelines import cross_arch
 
     copy = _random_real_file(tmp_path / "a", fmnist_train, seed=0)
     other = _random_real_file(tmp_path / "b", fmnist_train, seed=1)
@@ -220,7 +221,7 @@ def test_the_committed_table_bench_keeps_each_cell_and_reruns_none(
     def refuse(*args, **kwargs):
         raise AssertionError("a finished cell was evaluated again")
 
-    monkeypatch.setattr(table_bench, "build_evaluator", lambda *a, **k: refuse)
+    monkeypatch.setattr(cross_arch, "build_evaluator", lambda *a, **k: refuse)
     table_bench.main(argv)  # every cell is in the record
     argv[2] = f"copy={other}"  # another set under a measured name
     with pytest.raises(SystemExit, match="other sets under the names"):

@@ -3,6 +3,8 @@ scores (``src.evaluation.scores``) and the whole-set reference per architecture.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from omegaconf import DictConfig
 
 from src.augment import DSA
@@ -57,12 +59,14 @@ def evaluate_across(
     augment: DSA,
     sets: dict[str, tuple],
     done: dict[str, dict] | None = None,
+    on_result: Callable[[str, dict], None] | None = None,
 ) -> dict[str, dict]:
     """Per architecture: each set's accuracies (``sets``: name -> (images, labels, factor)),
     without augmentation too when ``eval.robust``, and the scores these allow.
 
     Every set of one architecture is trained with the same evaluation seed. ``done``:
     architecture -> evaluations already made under this protocol (e.g. a run's own), reused.
+    ``on_result(architecture, evaluations)`` is called after each new evaluation (to save it).
     """
     train_augment, robust = eval_augment(cfg, augment), cfg.eval.get("robust", False)
     out = {}
@@ -74,6 +78,8 @@ def evaluate_across(
             for key, (images, labels, factor) in sets.items():
                 if key + suffix not in arch:
                     arch[key + suffix] = evaluate(images, labels, factor=factor).as_dict()
+                    if on_result is not None:
+                        on_result(name, arch)
         whole = whole_set_reference(cfg.paths.data_dir, info.name, spec)
         out[name] = arch | scores(arch, whole)
     return out

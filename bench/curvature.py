@@ -13,9 +13,10 @@ networks x 300 epochs). A cell is the mean ± sample std over seeds of each run'
 accuracy, with the run's geometry diagnostics at its end (class means, then averaged over
 seeds).
 
-Resumable per run: a run finished under ``--out`` is reused, and so is one already recorded
-in ``bench/results/curvature.json`` with the same overrides (the committed record survives a
-fresh clone). The table, JSON and plot are rewritten after every run.
+Resumable per run: a run finished under ``--out`` is reused, an interrupted one continues
+from its checkpoint, and so is one already recorded in ``bench/results/curvature.json`` with
+the same overrides (the committed record survives a fresh clone). The table, JSON and plot
+are rewritten after every run.
 """
 
 from __future__ import annotations
@@ -320,7 +321,9 @@ def main(argv: list[str] | None = None) -> None:
         overrides = [*base, f"ipc={ipc}", *record["rows"][str(ipc)][row][2], f"seed={seed}"]
         done = recorded(previous, ipc, row, seed, overrides)
         directory = run_dir(out, ipc, row, seed)
-        cfg = compose_distill([*overrides, f"paths.output_dir={directory}"])
+        # resume=auto: a run interrupted mid-way continues from its checkpoint (not recorded in
+        # ``overrides``, which identify the run).
+        cfg = compose_distill([*overrides, f"paths.output_dir={directory}", "resume=auto"])
         if done is None:
             done = finished_results(cfg) or run_distill(cfg)
             done = done | {"overrides": overrides}

@@ -22,21 +22,27 @@ import sys
 from pathlib import Path
 
 from bench import machine
+from bench.curvature import DM_ROW, RELEASED, run_dir
+from bench.curvature import OUT as CURVATURE_OUT
 from src.evaluation.whole_set import whole_set_reference
 from src.io import atomic_write_text, load_distilled
 from src.methods.base import initial_synthetic_set
 from src.pipelines.compare import compose_distill
 from src.pipelines.components import build_augment, load_data
 from src.pipelines.cross_arch import cross_table, evaluate_across, scores
+from src.pipelines.distill import DISTILLED_FILE
 from src.rng import make_generator
 
 NAME = "cross_arch_table"
-STUDY = "outputs/bench/curvature/runs/ipc10"
 # The curvature study's IPC-10 seed-0 sets: DM, HDD as released, HDD recommended.
+DEFAULT_ROWS = {
+    "DM": DM_ROW,
+    "DM+HDD (released)": f"{RELEASED}, k=1",
+    "DM+HDD (projection, k 256)": "project, k=256",
+}
 DEFAULT_SETS = [
-    f"DM={STUDY}/DM__euclidean__seed0/distilled.safetensors",
-    f"DM+HDD (released)={STUDY}/expmap__cap_10__released___k_1_seed0/distilled.safetensors",
-    f"DM+HDD (projection, k 256)={STUDY}/project__k_256_seed0/distilled.safetensors",
+    f"{name}={run_dir(Path(CURVATURE_OUT), 10, row, 0) / DISTILLED_FILE}"
+    for name, row in DEFAULT_ROWS.items()
 ]
 RANDOM = "random_real"
 SUFFIXES = ("", "_no_aug")  # cell keys: with the sets' DSA, without augmentation

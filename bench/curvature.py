@@ -43,6 +43,7 @@ from src.pipelines.diagnostics import geometry_probe  # noqa: E402
 from src.pipelines.distill import DISTILLED_FILE, finished_results, run_distill  # noqa: E402
 
 NAME = "curvature"
+OUT = f"outputs/bench/{NAME}"  # the runs' directories (run_dir)
 RELEASED = "expmap, cap 10 (released)"
 EXACT = "expmap, exact"
 K_GRID = {1: [1, 4, 16, 64, 256, 1024], 10: [1, 16, 256]}
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ipcs", nargs="+", type=int, default=[1, 10], choices=sorted(K_GRID))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--first", nargs="+", default=[], metavar="ROW", help="rows to run first")
-    parser.add_argument("--out", default=f"outputs/bench/{NAME}")
+    parser.add_argument("--out", default=OUT)
     parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     out, results = Path(args.out), Path(args.results)

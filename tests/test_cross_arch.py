@@ -226,3 +226,12 @@ def test_the_committed_table_bench_keeps_each_cell_and_reruns_none(
     argv[2] = f"copy={other}"  # another set under a measured name
     with pytest.raises(SystemExit, match="other sets under the names"):
         table_bench.main(argv)
+
+
+def test_the_default_sets_are_rows_the_curvature_study_runs_at_ipc_10():
+    import bench.cross_arch_table as table_bench
+    from bench.curvature import rows_for
+
+    assert set(table_bench.DEFAULT_ROWS.values()) <= set(rows_for(10))
+    for entry in table_bench.DEFAULT_SETS:
+        assert "/runs/ipc10/" in entry and entry.endswith("_seed0/distilled.safetensors")

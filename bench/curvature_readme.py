@@ -8,44 +8,48 @@ shows what the committed record holds.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 from pathlib import Path
 
-from bench.curvature import DM_ROW, diagnostics_of, load_record, same_set_as_capped, seed_stats
+from bench.curvature import DM_ROW, load_record, rows_for, same_set_as_capped, seed_stats
 from src.io import atomic_write_text
 
 BEGIN, END = "<!-- curvature-table -->", "<!-- /curvature-table -->"
 INTRO = (
-    "Cells: mean ± sample std over the seeds run; diagnostics: class means at the end of each "
-    "run (every diagnostic in `bench/results/curvature.md`). Exact rows marked = capped "
-    "distilled bitwise the capped rows' sets: no feature reaches a cap of 10 sqrt(k)."
+    "Test accuracy (%), mean ± sample std over the seeds run (their number in brackets); "
+    "= capped: the exact map distilled bitwise the capped row's sets (no feature reaches a cap "
+    "of 10 sqrt(k)). The geometry diagnostics of every run: `bench/results/curvature.md`."
 )
 
 
-def _mean_of(diags: list[dict], key: str, fmt: str) -> str:
-    values = [d[key] for d in diags if d.get(key) is not None and math.isfinite(d[key])]
-    return format(statistics.fmean(values), fmt) if values else "—"
+def accuracy(runs: dict) -> str:
+    """``mean ± std (n)`` of a row's runs (no std for one run)."""
+    mean, std = seed_stats([r["distilled"]["mean"] for r in runs.values()])
+    return (f"{mean:.2f} ± {std:.2f}" if len(runs) > 1 else f"{mean:.2f}") + f" ({len(runs)})"
 
 
-def ipc_table(rows: dict, order: list[str]) -> list[str]:
-    """Markdown lines of one IPC: setting, accuracy, seeds, ESS / n, share-level correlation."""
+def ipc_table(rows: dict, planned: dict) -> list[str]:
+    """Markdown lines of one IPC: the k-free rows as a sentence, then lift x k."""
     lines = [
-        "| setting | accuracy (%) | seeds | ESS / n | rank corr. share-level |",
-        "|---|---|---|---|---|",
+        f"{row}: {accuracy(rows[row])}."
+        for row, (_, k, _) in planned.items()
+        if k is None and rows.get(row)
     ]
-    for row in order:
-        runs = rows.get(row, {})
-        if not runs:
-            continue
-        mean, std = seed_stats([r["distilled"]["mean"] for r in runs.values()])
-        acc = f"{mean:.2f} ± {std:.2f}" if len(runs) > 1 else f"{mean:.2f}"
-        diags = [d for d in map(diagnostics_of, runs.values()) if d]
-        label = f"{row} (= capped)" if same_set_as_capped(rows, row) else row
-        lines.append(
-            f"| {label} | {acc} | {len(runs)} | {_mean_of(diags, 'ess_fraction', '.3f')} | "
-            f"{_mean_of(diags, 'share_level_spearman', '+.2f')} |"
-        )
+    ks = sorted({k for row, (_, k, _) in planned.items() if k is not None and rows.get(row)})
+    if not ks:
+        return lines
+    lines += ["", "| lift | " + " | ".join(f"k {k:g}" for k in ks) + " |"]
+    lines.append("|---|" + "---|" * len(ks))
+    ran = [name for row, (name, k, _) in planned.items() if k is not None and rows.get(row)]
+    for lift in dict.fromkeys(ran):
+        cells = {k: row for row, (name, k, _) in planned.items() if name == lift}
+        texts = []
+        for k in ks:
+            row = cells.get(k)
+            runs = rows.get(row, {}) if row else {}
+            twin = ", = capped" if runs and same_set_as_capped(rows, row) else ""
+            texts.append(accuracy(runs)[:-1] + twin + ")" if runs else "—")
+        lines.append(f"| {lift} | " + " | ".join(texts) + " |")
     return lines
 
 
@@ -57,9 +61,8 @@ def block(record: dict) -> str:
             r["random_real"]["mean"] for r in rows.get(DM_ROW, {}).values() if "random_real" in r
         ]
         note = f" (random real {statistics.fmean(baseline):.2f})" if baseline else ""
-        planned = record.get("rows", {}).get(ipc, {})
-        order = [*planned, *(r for r in rows if r not in planned)]
-        lines += [f"**IPC {ipc}**{note}", "", *ipc_table(rows, order), ""]
+        planned = record.get("rows", {}).get(ipc) or rows_for(int(ipc))
+        lines += [f"**IPC {ipc}**{note}", "", *ipc_table(rows, planned), ""]
     lines += ["![accuracy against k per lift](bench/results/curvature.png)", END]
     return "\n".join(lines)
 

@@ -274,3 +274,27 @@ def test_a_checkpoint_without_loop_state_cannot_be_extended(tmp_path):
     torch.save(ckpt, last_checkpoint(out))
     with pytest.raises(CheckpointError, match="after iteration 3 .* cannot be extended"):
         run_distill(compose_cfg("distill", _overrides("dm", "lorentz", out, "resume=auto")))
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_keeping_the_previous_checkpoint_leaves_last_in_place(tmp_path, monkeypatch, hard_links):
+    from src.io.checkpoint import keep_previous
+
+    last = tmp_path / "last.ckpt"
+    last.write_bytes(b"iteration 2")
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append(last.is_file())  # at every rename: is there a last.ckpt to resume from?
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    if not hard_links:
+        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError("no links")))
+    keep_previous(last)
+    assert (tmp_path / "previous.ckpt").read_bytes() == b"iteration 2"
+    assert last.is_file() == hard_links  # without hard links, until the new one is renamed in
+    assert seen == [True] and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["previous.ckpt", *(["last.ckpt"] if hard_links else [])]
+    )

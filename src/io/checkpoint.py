@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -52,6 +53,23 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 def previous_of(path: Path) -> Path:
     """Where the rolling checkpoint ``path`` keeps its predecessor."""
     return path.with_name(PREVIOUS_CHECKPOINT)
+
+
+def keep_previous(path: Path) -> None:
+    """Make ``path`` the rolling checkpoint's predecessor while ``path`` stays in place.
+
+    A hard link renamed onto ``previous.ckpt`` leaves no moment without ``last.ckpt``;
+    where the file system has no hard links, a rename (``_rolling`` covers the gap).
+    """
+    previous = previous_of(path)
+    link = previous.with_name(f".{previous.name}.tmp")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(path, link)
+    except OSError:
+        os.replace(path, previous)
+        return
+    os.replace(link, previous)
 
 
 def _rolling(last: Path) -> Path | None:

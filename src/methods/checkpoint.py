@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from src.errors import CheckpointError
-from src.io.checkpoint import RUN_STATE_KEY, previous_of
+from src.io.checkpoint import RUN_STATE_KEY, keep_previous
 
 
 class RunCheckpoint(L.Callback):
@@ -59,7 +59,7 @@ class RunCheckpoint(L.Callback):
             trainer.save_checkpoint(tmp, weights_only=False)  # the full training state
             if trainer.is_global_zero:
                 if self.path.is_file():  # keep the last good one for a damaged latest
-                    os.replace(self.path, previous_of(self.path))
+                    keep_previous(self.path)
                 os.replace(tmp, self.path)
         except OSError as exc:
             if trainer.is_global_zero:

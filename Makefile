@@ -86,7 +86,7 @@ bench-curvature: install
 bench-cross-arch: install
 	$(PY) -m bench.cross_arch $(ARGS)
 
-# The curvature study's IPC-10 sets across the instance-norm pool (resumable; ~2 CPU-hours).
+# The curvature study's IPC-10 sets across the instance-norm pool (resumable per cell).
 bench-cross-arch-table: install
 	$(PY) -m bench.cross_arch_table $(ARGS)
 

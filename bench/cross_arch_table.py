@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from bench import machine
 from bench.curvature import DM_ROW, run_dir
 from bench.curvature import OUT as CURVATURE_OUT
@@ -95,16 +97,20 @@ def load_record(path: Path, protocol: dict, digests: dict[str, str]) -> dict:
     return record
 
 
-def measure(args: argparse.Namespace, sets: dict, dataset: str, ipc: int, record: dict, out):
-    """Evaluate every missing (architecture, set, augmentation) cell, saving after each."""
+def eval_config(args: argparse.Namespace, dataset: str) -> DictConfig:
+    """The composed evaluation settings of every cell."""
     base = [f"dataset={dataset}", f"eval.models=[{','.join(args.models)}]", "logger=none"]
     base += [f"eval.num_models={args.num_models}", f"eval.epochs={args.epochs}"]
     base += ["eval.robust=true", f"seed={args.seed}", "paths.output_dir=x", *args.overrides]
-    cfg = compose_distill(base)
+    return compose_distill(base)
+
+
+def measure(cfg: DictConfig, sets: dict, ipc: int, record: dict, out) -> None:
+    """Evaluate every missing (architecture, set, augmentation) cell, saving after each."""
     info, train = load_data(cfg.dataset, train=True)
     _, test = load_data(cfg.dataset, train=False)
     all_sets = {
-        RANDOM: (*initial_synthetic_set(train, ipc, "real", make_generator(args.seed, "init")), 1)
+        RANDOM: (*initial_synthetic_set(train, ipc, "real", make_generator(cfg.seed, "init")), 1)
     }
     del train
 
@@ -115,7 +121,6 @@ def measure(args: argparse.Namespace, sets: dict, dataset: str, ipc: int, record
     all_sets |= sets
     augment = build_augment(cfg.augment)
     evaluate_across(cfg, info, test, augment, all_sets, done=record["cells"], on_result=save)
-    return cfg
 
 
 def tables(record: dict, names: list[str], data_dir: str) -> str:
@@ -145,17 +150,20 @@ def main(argv: list[str] | None = None) -> None:
     title = (f"{dataset} IPC {ipc}, {args.num_models} networks x {args.epochs} epochs per "
              f"cell, evaluation seed {args.seed}")  # fmt: skip
 
-    def write(record: dict) -> None:
+    cfg = eval_config(args, dataset)
+
+    def write(record: dict) -> str:
+        """The record and its tables so far (after every cell: a stop keeps what was measured)."""
         record |= {"command": command.strip(), "machine": machine()}
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+        text = f"### {title}\n\n`{command.strip()}`\n\n" + tables(
+            record, list(sets), cfg.paths.data_dir
+        )
+        atomic_write_text(args.results / f"{NAME}.md", text + "\n")
+        return text
 
-    cfg = measure(args, sets, dataset, ipc, record, write)
-    write(record)
-    text = f"### {title}\n\n`{command.strip()}`\n\n" + tables(
-        record, list(sets), cfg.paths.data_dir
-    )
-    print(text)
-    atomic_write_text(args.results / f"{NAME}.md", text + "\n")
+    measure(cfg, sets, ipc, record, write)
+    print(write(record))
 
 
 if __name__ == "__main__":

@@ -223,6 +223,23 @@ def test_the_committed_table_bench_keeps_each_cell_and_reruns_none(
 
     monkeypatch.setattr(cross_arch, "build_evaluator", lambda *a, **k: refuse)
     table_bench.main(argv)  # every cell is in the record
+    # A run stopped after its first cell leaves that cell in the record and in the tables.
+    partial = [*argv[:-2], "--results", str(tmp_path / "p"), *argv[-2:]]
+    calls = []
+
+    def first_only(*args, **kwargs):
+        def evaluate(images, labels, factor=1):
+            if calls:
+                raise KeyboardInterrupt
+            calls.append(1)
+            return EvalResult([50.0])
+
+        return evaluate
+
+    monkeypatch.setattr(cross_arch, "build_evaluator", first_only)
+    with pytest.raises(KeyboardInterrupt):
+        table_bench.main(partial)
+    assert "| convnet | 50.00" in (tmp_path / "p" / "cross_arch_table.md").read_text()
     argv[2] = f"copy={other}"  # another set under a measured name
     with pytest.raises(SystemExit, match="other sets under the names"):
         table_bench.main(argv)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from src.errors import ConfigError
-from src.models.convnet import as_im_size, check_choice, first_conv_padding, make_norm
+from src.models.convnet import input_geometry, make_norm
 
 ALEXNET_NORMS = ("none", "batchnorm", "instancenorm")
 
@@ -24,10 +24,8 @@ class AlexNet(nn.Module):
         norm: str = "none",
     ) -> None:
         super().__init__()
-        size = as_im_size(im_size)
-        check_choice("norm", norm, ALEXNET_NORMS)
         # 5x5 with padding 4 turns 28x28 into 32x32; padding 2 keeps other sizes.
-        pad = first_conv_padding(size, 2)
+        size, pad = input_geometry(im_size, norm, ALEXNET_NORMS, 2)
         specs = [  # (in, out, kernel, padding, pool after)
             (channels, 128, 5, pad, True),
             (128, 192, 5, 2, True),

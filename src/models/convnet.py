@@ -34,6 +34,15 @@ def first_conv_padding(im_size: tuple[int, int], padding: int) -> int:
     return padding + 2 if im_size == (28, 28) else padding
 
 
+def input_geometry(
+    im_size: Sequence[int], norm: str, norms: Sequence[str], padding: int
+) -> tuple[tuple[int, int], int]:
+    """The (h, w) input size and first-conv padding of a network, once `norm` is checked."""
+    size = as_im_size(im_size)
+    check_choice("norm", norm, norms)
+    return size, first_conv_padding(size, padding)
+
+
 def make_norm(name: str, channels: int, hw: tuple[int, int] | None = None) -> nn.Module:
     """Build a normalisation layer over `channels` feature maps of spatial size `hw`."""
     check_choice("norm", name, NORMS)

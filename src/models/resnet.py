@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.models.convnet import as_im_size, check_choice, first_conv_padding, make_norm
+from src.models.convnet import input_geometry, make_norm
 
 RESNET_NORMS = ("instancenorm", "batchnorm")
 
@@ -46,10 +46,8 @@ class ResNet18(nn.Module):
         norm: str = "instancenorm",
     ) -> None:
         super().__init__()
-        size = as_im_size(im_size)
-        check_choice("norm", norm, RESNET_NORMS)
         # 3x3 with padding 3 turns 28x28 into 32x32.
-        pad = first_conv_padding(size, 1)
+        size, pad = input_geometry(im_size, norm, RESNET_NORMS, 1)
         self.stem = nn.Sequential(
             nn.Conv2d(channels, 64, 3, stride=1, padding=pad, bias=False),
             make_norm(norm, 64),

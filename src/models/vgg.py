@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from src.errors import ConfigError
-from src.models.convnet import as_im_size, check_choice, first_conv_padding, make_norm
+from src.models.convnet import input_geometry, make_norm
 
 VGG_NORMS = ("instancenorm", "batchnorm")
 VGG11_CFG: list[int | str] = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -25,10 +25,8 @@ class VGG11(nn.Module):
         norm: str = "instancenorm",
     ) -> None:
         super().__init__()
-        size = as_im_size(im_size)
-        check_choice("norm", norm, VGG_NORMS)
         # 3x3 with padding 3 turns 28x28 into 32x32.
-        pad = first_conv_padding(size, 1)
+        size, pad = input_geometry(im_size, norm, VGG_NORMS, 1)
         h, w = size[0] + 2 * pad - 2, size[1] + 2 * pad - 2
         layers: list[nn.Module] = []
         in_ch = channels

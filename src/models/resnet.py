@@ -47,7 +47,7 @@ class ResNet18(nn.Module):
     ) -> None:
         super().__init__()
         # 3x3 with padding 3 turns 28x28 into 32x32.
-        size, pad = input_geometry(im_size, norm, RESNET_NORMS, 1)
+        _, pad = input_geometry(im_size, norm, RESNET_NORMS, 1)
         self.stem = nn.Sequential(
             nn.Conv2d(channels, 64, 3, stride=1, padding=pad, bias=False),
             make_norm(norm, 64),

@@ -33,8 +33,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
@@ -247,7 +249,7 @@ def time_evaluate(images, labels, test_pool, info, epochs: int, num_models: int)
         images, labels, test_pool,
         lambda: build_model("convnet", info.channels, info.num_classes, info.im_size),
         DSA(), EvalProtocol(num_models=num_models, epochs=epochs), progress=False,
-        trainer_kwargs={"accelerator": "auto", "devices": 1},
+        make_trainer=partial(L.Trainer, accelerator="auto"),
     )  # fmt: skip
     return time.perf_counter() - start
 

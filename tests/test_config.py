@@ -10,8 +10,10 @@ from pathlib import Path
 
 import hydra
 import pytest
+import torch
 from safetensors.torch import load_file
 
+from src.errors import ConfigError
 from src.io import load_distilled
 from src.matching import EuclideanMeanLoss, LorentzCentroidLoss
 from src.models import MODELS
@@ -59,6 +61,56 @@ def test_model_configs_name_registry_entries_and_datasets_match_the_registry():
         assert compose_cfg("distill", [f"model={option}"]).model.name in MODELS
     for option in _options("dataset"):
         assert compose_cfg("distill", [f"dataset={option}"]).dataset.name in DATASETS
+
+
+@pytest.mark.parametrize("group", ["dataset", "method", "loss", "model", "augment", "trainer",
+                                   "prune", "logger"])  # fmt: skip
+def test_every_group_that_builds_something_names_it_with_target(group):
+    for option in _options(group):
+        node = compose_cfg("distill", [f"{group}={option}", "paths.output_dir=x"])[group]
+        # logger: a node per logger (none: no logger at all).
+        nodes = node.values() if group == "logger" else [node]
+        for built in nodes:
+            target = hydra.utils.get_object(built["_target_"])
+            assert callable(target), f"{group}={option}: {built['_target_']}"
+
+
+def test_a_bare_model_name_builds_what_its_group_node_builds():
+    from src.data import get_dataset_info
+    from src.pipelines.components import model_factory, network_spec
+
+    info = get_dataset_info("fashion_mnist")
+    for option in _options("model"):
+        node = compose_cfg("distill", [f"model={option}"]).model
+        from_node, from_name = model_factory(node, info)(), model_factory({"name": option}, info)()
+        assert repr(from_node) == repr(from_name), option
+        assert set(network_spec(node)) == set(node) - {"_target_", "_partial_"}
+    with pytest.raises(ConfigError, match="fixes norm='batchnorm'"):
+        model_factory({"name": "convnet_bn", "norm": "instancenorm"}, info)
+
+
+def test_a_bare_dataset_node_loads_what_its_group_node_loads(tmp_path):
+    from src.pipelines.components import load_data
+
+    node = compose_cfg("distill", ["dataset=random_cifar10", f"paths.data_dir={tmp_path}"]).dataset
+    bare = {"name": "random_cifar10", "root": str(tmp_path), "download": False}
+    (info, pool), (info_bare, pool_bare) = load_data(node, train=False), load_data(bare, False)
+    assert info == info_bare and torch.equal(pool.images, pool_bare.images)
+    assert len(pool) != len(load_data(node, train=True)[1])  # the split is the caller's
+
+
+def test_the_trainer_group_builds_a_factory_that_the_caller_completes():
+    from lightning.pytorch.accelerators import CPUAccelerator
+    from lightning.pytorch.strategies import SingleDeviceStrategy
+
+    from src.pipelines.components import trainer_factory
+
+    make = trainer_factory(compose_cfg("distill", ["trainer=ddp_cpu"]).trainer)
+    assert make.keywords["strategy"] == "ddp" and make.keywords["devices"] == 2
+    # What evaluation does with the run's trainer: one device, no data-parallel strategy.
+    trainer = make(devices=1, strategy="auto", max_epochs=3, logger=False)
+    assert isinstance(trainer.accelerator, CPUAccelerator) and trainer.max_epochs == 3
+    assert isinstance(trainer.strategy, SingleDeviceStrategy)
 
 
 def test_tiny_run_writes_a_loadable_set_and_results(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning as L
 import pytest
 import torch
@@ -59,7 +61,7 @@ def test_training_on_real_images_beats_chance_and_is_reproducible(fmnist_train, 
     _, test_pool = fmnist_test
     images, labels = _real_subset(pool, 10)
     protocol = EvalProtocol(num_models=2, epochs=40, seed=3)
-    kwargs = dict(progress=False, trainer_kwargs={"accelerator": "cpu"})
+    kwargs = dict(progress=False, make_trainer=partial(L.Trainer, accelerator="cpu"))
     first = evaluate_set(images, labels, test_pool, _factory(info), DSA(), protocol, **kwargs)
     again = evaluate_set(images, labels, test_pool, _factory(info), DSA(), protocol, **kwargs)
     assert first.accuracies == again.accuracies

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 
@@ -197,6 +198,15 @@ def test_a_finished_run_is_reused_only_under_the_same_result_settings(tmp_path):
     results = run_distill(compose_cfg("distill", base))
     # How a run is executed or watched does not change its numbers: reused.
     same = compose_cfg("distill", [*base, "checkpoint.every=7", "method.compile_net=true"])
+    assert finished_results(same) == results
+    # So is a run saved before the network, data set and Trainer groups named their builders.
+    meta_file = out / "distilled.json"
+    meta = json.loads(meta_file.read_text())
+    for group in ("model", "dataset", "trainer"):
+        node = meta["config"][group]
+        assert "_target_" in node
+        meta["config"][group] = {k: v for k, v in node.items() if not k.startswith("_")}
+    meta_file.write_text(json.dumps(meta))
     assert finished_results(same) == results
     # A different budget (or loss, or evaluation) would: refused, naming the setting.
     for change, key in [("iterations=5", "iterations"), ("eval.epochs=3", "eval.epochs"),

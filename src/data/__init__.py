@@ -15,4 +15,20 @@ def load_pool(info: DatasetInfo, root: str | Path, train: bool, download: bool =
     return RealPool(images, labels, info.num_classes, info.mean, info.std)
 
 
-__all__ = ["DATASETS", "DatasetInfo", "RealPool", "get_dataset_info", "load_pool", "load_split"]
+def load_dataset(
+    name: str, root: str | Path, download: bool = True, train: bool = True
+) -> tuple[DatasetInfo, RealPool]:
+    """The registered data set ``name`` and one split of it (what ``conf/dataset`` builds)."""
+    info = get_dataset_info(name)
+    return info, load_pool(info, root, train=train, download=download)
+
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "RealPool",
+    "get_dataset_info",
+    "load_dataset",
+    "load_pool",
+    "load_split",
+]

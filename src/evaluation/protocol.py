@@ -79,7 +79,7 @@ def evaluate_set(
     protocol: EvalProtocol,
     *,
     factor: int = 1,
-    trainer_kwargs: dict[str, Any] | None = None,
+    make_trainer: Callable[..., L.Trainer] = L.Trainer,
     progress: bool = True,
 ) -> EvalResult:
     """Train ``protocol.num_models`` fresh networks on (images, labels) and test them.
@@ -88,10 +88,9 @@ def evaluate_set(
     """
     images, labels = expand(images, labels, factor)
     module = EvalModule(images, labels, test_pool, model_factory, augment, protocol)
-    kwargs = dict(trainer_kwargs or {})
-    kwargs.pop("strategy", None)  # one device suffices for a tiny set
-    kwargs["devices"] = 1
-    trainer = L.Trainer(
+    trainer = make_trainer(
+        devices=1,  # one device suffices for a tiny set
+        strategy="auto",
         max_steps=module.total_steps,
         max_epochs=1,
         logger=False,
@@ -99,7 +98,6 @@ def evaluate_set(
         enable_model_summary=False,
         enable_progress_bar=progress,
         num_sanity_val_steps=0,
-        **kwargs,
     )
     trainer.fit(module)
     trainer.test(module, verbose=False)

@@ -51,7 +51,8 @@ def build_model(
     im_size: Sequence[int],
     **kwargs: Any,
 ) -> nn.Module:
-    """Build the registry model `name` for images of `channels` x `im_size` and `num_classes`."""
+    """Build the registry model `name` for images of `channels` x `im_size` and `num_classes`
+    (what `conf/model` names as its `_target_`)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; choose one of: {', '.join(sorted(MODELS))}")
     size = as_im_size(im_size)

@@ -7,19 +7,19 @@ from functools import partial
 from typing import Any
 
 import hydra
+import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.augment import DSA
-from src.data import DatasetInfo, RealPool, get_dataset_info, load_pool
+from src.data import DatasetInfo, RealPool
 from src.errors import ConfigError, HDDError
 from src.evaluation import EvalProtocol, EvalResult, evaluate_set
 from src.io import DistilledSet, check_matches, load_distilled
 from src.matching import MatchingLoss
 from src.methods.base import SyntheticSetModule
-from src.models import build_model
 
 
 def to_dict(cfg: Any) -> dict:
@@ -29,14 +29,41 @@ def to_dict(cfg: Any) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
+# What a node without ``_target_`` builds: a bare ``{name: ...}`` (an ``eval.models`` entry, a
+# distilled set's metadata, a config saved before the groups named their builders) means the
+# builder its group's YAML files name.
+MODEL_BUILDER = "src.models.build_model"
+DATASET_BUILDER = "src.data.load_dataset"
+TRAINER_BUILDER = "lightning.pytorch.Trainer"
+
+
+def build_partial(node: Any, default_target: str, group: str) -> Callable[..., Any]:
+    """The factory a group's node names (``_target_``, ``_partial_``), for the caller to
+    complete with what only the run knows (image shape, split, callbacks)."""
+    spec = {"_target_": default_target, **to_dict(node), "_partial_": True, "_convert_": "all"}
+    return instantiate(OmegaConf.create(spec), group)
+
+
+def network_spec(model_cfg: Any) -> dict:
+    """A network's name and settings: its config node without the build keys."""
+    return {k: v for k, v in to_dict(model_cfg).items() if not k.startswith("_")}
+
+
 def model_factory(model_cfg: Any, info: DatasetInfo) -> Callable[[], nn.Module]:
     """A no-argument constructor of the configured network for ``info``'s images."""
-    spec = to_dict(model_cfg)
-    name = spec.pop("name", None)
-    kwargs = {k: v for k, v in spec.items() if v is not None}
-    factory = partial(build_model, name, info.channels, info.num_classes, info.im_size, **kwargs)
+    # Unset options (null) take the network's defaults; a missing name is reported by the builder.
+    spec = {"name": None} | {k: v for k, v in to_dict(model_cfg).items() if v is not None}
+    build = build_partial(spec, MODEL_BUILDER, "model")
+    factory = partial(
+        build, channels=info.channels, num_classes=info.num_classes, im_size=info.im_size
+    )
     factory()  # fail now, not mid-run, on an unknown name or options the network does not take
     return factory
+
+
+def trainer_factory(trainer_cfg: Any) -> Callable[..., L.Trainer]:
+    """``Trainer(**limits)`` on the configured accelerator, devices, precision and strategy."""
+    return build_partial(trainer_cfg, TRAINER_BUILDER, "trainer")
 
 
 def build_loss(loss_cfg: DictConfig) -> MatchingLoss:
@@ -81,8 +108,7 @@ def dataset_node(cfg: DictConfig, name: str | None) -> DictConfig:
 
 def load_data(dataset_cfg: DictConfig, train: bool = True) -> tuple[DatasetInfo, RealPool]:
     """The data set's description and one split as a RealPool."""
-    info = get_dataset_info(dataset_cfg.name)
-    return info, load_pool(info, dataset_cfg.root, train=train, download=dataset_cfg.download)
+    return build_partial(dataset_cfg, DATASET_BUILDER, "dataset")(train=train)
 
 
 def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
@@ -138,5 +164,5 @@ def build_evaluator(
         model_factory=model_factory(model_cfg or cfg.eval.model or cfg.model, info),
         augment=augment,
         protocol=EvalProtocol.from_config(cfg.eval, cfg.seed),
-        trainer_kwargs=to_dict(cfg.trainer),
+        make_trainer=trainer_factory(cfg.trainer),
     )

@@ -18,7 +18,7 @@ from src.evaluation.scores import (
     whole_set_gap,
 )
 from src.evaluation.whole_set import whole_set_reference
-from src.pipelines.components import build_evaluator, to_dict
+from src.pipelines.components import build_evaluator, network_spec
 
 AUGMENTS = ("same", "none")
 
@@ -29,10 +29,10 @@ def architecture_specs(cfg: DictConfig) -> dict[str, dict]:
     An entry is a registry name or a ``{name: ..., ...}`` node; the run's own network, named
     in the list, keeps the run's settings (e.g. its depth and width).
     """
-    own = to_dict(cfg.eval.get("model") or cfg.model)
+    own = network_spec(cfg.eval.get("model") or cfg.model)
     specs = {}
     for entry in cfg.eval.get("models") or [own]:
-        spec = {"name": entry} if isinstance(entry, str) else to_dict(entry)
+        spec = {"name": entry} if isinstance(entry, str) else network_spec(entry)
         if "name" not in spec:
             raise ConfigError(f"eval.models entries need a name, got {spec!r}")
         specs[spec["name"]] = own if spec == {"name": own.get("name")} else spec

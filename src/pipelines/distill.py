@@ -46,7 +46,7 @@ from src.pipelines.components import (
     load_data,
     model_factory,
     progress_bar,
-    to_dict,
+    trainer_factory,
 )
 from src.pipelines.cross_arch import cross_table, eval_augment, evaluate_across
 from src.pipelines.diagnostics import GeometryDiagnostics, diagnostic_lift, geometry_probe
@@ -257,14 +257,13 @@ def fit(run: Run) -> tuple[L.Trainer, float]:
         GridOverTime(out, cfg.grid_every, run.pool.denormalize, run.info.num_classes),
         *(c for c in (run.periodic, run.diagnostics) if c),
     ]
-    trainer = L.Trainer(
+    trainer = trainer_factory(cfg.trainer)(
         max_epochs=1,  # the loader holds one item per outer iteration
         callbacks=callbacks,
         logger=run.loggers or False,
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        **to_dict(cfg.trainer),
     )
     started = time.perf_counter()
     try:

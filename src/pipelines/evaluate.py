@@ -23,6 +23,7 @@ from src.pipelines.components import (
     dataset_node,
     load_data,
     load_distilled_with_data,
+    network_spec,
     to_dict,
 )
 from src.pipelines.cross_arch import cross_table, eval_augment, evaluate_across
@@ -101,7 +102,7 @@ def run_whole_set(cfg: DictConfig) -> EvalResult:
     _, test_pool = load_data(cfg.dataset, train=False)
     if cfg.eval.get("models"):
         raise ConfigError("whole_set=true measures one network: use model=..., not eval.models")
-    model = to_dict(cfg.eval.get("model") or cfg.model)
+    model = network_spec(cfg.eval.get("model") or cfg.model)
     augment = eval_augment(cfg, build_augment(cfg.augment))
     protocol = whole_set_protocol(cfg, info.name, model, augment is not None)
     cached = load_cached(cfg.paths.data_dir, protocol)

@@ -102,7 +102,7 @@ def validate_distill(cfg: DictConfig) -> None:
         build_loss,
         instantiate,
         model_factory,
-        to_dict,
+        network_spec,
     )
     from src.pipelines.cross_arch import architecture_specs
 
@@ -117,7 +117,7 @@ def validate_distill(cfg: DictConfig) -> None:
     if info is not None:
         _fits_dataset(cfg, info, p)
         p.attempt(lambda: model_factory(cfg.model, info))
-        own = to_dict(cfg.model)
+        own = network_spec(cfg.model)
         for spec in (p.attempt(lambda: architecture_specs(cfg)) or {}).values():
             if spec != own:  # the run's network is checked once, above
                 p.attempt(lambda spec=spec: model_factory(spec, info))

@@ -15,6 +15,14 @@ from src.rng import make_generator
 from src.viz import save_level_histogram, save_poincare_plot
 
 
+def embedded_sample(
+    net: nn.Module, pool: RealPool, per_class: int, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Features and labels of ``per_class`` random images of every class of ``pool``."""
+    idx = pool.random_per_class(min(per_class, pool.min_class_count()), gen)
+    return net.embed(pool.get(idx).cpu()), pool.labels.cpu()[idx.flatten()]
+
+
 @torch.no_grad()
 def render_geometry(
     out_dir: Path,
@@ -40,15 +48,10 @@ def render_geometry(
     """
     net = init_weights_(net_factory(), make_generator(seed, "geometry")).eval()
     gen = make_generator(seed, "geometry-sample")
-    n = min(real_per_class, pool.min_class_count())
-    real_idx = pool.random_per_class(n, gen)
-    real_feat = net.embed(pool.get(real_idx).cpu())
-    real_labels = pool.labels.cpu()[real_idx.flatten()]
+    real_feat, real_labels = embedded_sample(net, pool, real_per_class, gen)
     levels = {real_name: real_feat}
     if kept is not None:
-        kept_pool = pool.subset(kept)
-        m = min(real_per_class, kept_pool.min_class_count())
-        levels["kept"] = net.embed(kept_pool.get(kept_pool.random_per_class(m, gen)).cpu())
+        levels["kept"] = embedded_sample(net, pool.subset(kept), real_per_class, gen)[0]
     shown = torch.isin(real_labels, torch.tensor(classes))
     paths = []
     cap_text = "" if max_radius is None else f" capped at {max_radius:g} sqrt(k)"

@@ -9,8 +9,9 @@ sets' DSA and without augmentation, for ``--epochs`` epochs; every set of one ar
 sees the same evaluation seeds. Each (architecture, set, augmentation) cell is written to
 the record as it finishes, and a rerun skips the cells it holds, so the hours of the default
 on a CPU can be spread over interruptions. Writes
-``bench/results/cross_arch_table.{md,json}``: one table per set, with the improvement over
-random, the augmentation-robust score and (ConvNet, published) the gap to the whole set.
+``bench/results/cross_arch_table.{md,json,png}``: one table per set, with the improvement over
+random, the augmentation-robust score and (ConvNet, published) the gap to the whole set, and a
+plot of every set's accuracy per architecture beside the random real subset's.
 """
 
 from __future__ import annotations
@@ -21,19 +22,23 @@ import json
 import sys
 from pathlib import Path
 
+import matplotlib
 from omegaconf import DictConfig
 
-from bench import machine
-from bench.curvature import DM_ROW, run_dir
-from bench.curvature import OUT as CURVATURE_OUT
-from src.evaluation.whole_set import whole_set_reference
-from src.io import atomic_write_text, load_distilled
-from src.methods.base import initial_synthetic_set
-from src.pipelines.compare import compose_distill
-from src.pipelines.components import build_augment, load_data
-from src.pipelines.cross_arch import cross_table, evaluate_across, scores
-from src.pipelines.distill import DISTILLED_FILE
-from src.rng import make_generator
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench import machine  # noqa: E402
+from bench.curvature import DM_ROW, run_dir  # noqa: E402
+from bench.curvature import OUT as CURVATURE_OUT  # noqa: E402
+from src.evaluation.whole_set import whole_set_reference  # noqa: E402
+from src.io import atomic_path, atomic_write_text, load_distilled  # noqa: E402
+from src.methods.base import initial_synthetic_set  # noqa: E402
+from src.pipelines.compare import compose_distill  # noqa: E402
+from src.pipelines.components import build_augment, load_data  # noqa: E402
+from src.pipelines.cross_arch import cross_table, evaluate_across, scores  # noqa: E402
+from src.pipelines.distill import DISTILLED_FILE  # noqa: E402
+from src.rng import make_generator  # noqa: E402
 
 NAME = "cross_arch_table"
 # The curvature study's IPC-10 seed-0 sets: HDD recommended and its DM twin. (HDD as released,
@@ -137,6 +142,34 @@ def tables(record: dict, names: list[str], data_dir: str) -> str:
     return "\n\n".join(blocks)
 
 
+def plot(record: dict, names: list[str], path: Path, title: str) -> Path:
+    """Accuracy (mean ± std) per architecture of the random real subset and every set, with the
+    sets' DSA and without augmentation side by side (written atomically)."""
+    archs, keys = list(record["cells"]), [RANDOM, *names]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    step = 0.6 / max(len(keys) - 1, 1)
+    for ax, suffix, label in zip(axes, SUFFIXES, ("with the sets' DSA", "without augmentation"),
+                                 strict=True):  # fmt: skip
+        for i, key in enumerate(keys):
+            found = [(j, record["cells"][a].get(key + suffix)) for j, a in enumerate(archs)]
+            found = [(j + (i - (len(keys) - 1) / 2) * step, c) for j, c in found if c]
+            if found:
+                xs, cells = zip(*found, strict=True)
+                ax.errorbar(xs, [c["mean"] for c in cells], yerr=[c["std"] for c in cells],
+                            fmt="o", capsize=3, color=f"C{i}",
+                            label="random real" if key == RANDOM else key)  # fmt: skip
+        ax.set_xticks(range(len(archs)), archs)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure the missing cells, then write the tables and the record."""
     args = parse_args(argv)
@@ -160,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             record, list(sets), cfg.paths.data_dir
         )
         atomic_write_text(args.results / f"{NAME}.md", text + "\n")
+        plot(record, list(sets), args.results / f"{NAME}.png", title)
         return text
 
     measure(cfg, sets, ipc, record, write)

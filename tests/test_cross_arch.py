@@ -217,6 +217,7 @@ def test_the_committed_table_bench_keeps_each_cell_and_reruns_none(
     assert cells["copy_no_aug"]["accuracies"] == cells["random_real_no_aug"]["accuracies"]
     text = (tmp_path / "r" / "cross_arch_table.md").read_text()
     assert text.count("| convnet |") == 2 and "**copy**" in text and "**other**" in text
+    assert (tmp_path / "r" / "cross_arch_table.png").read_bytes()[:4] == b"\x89PNG"
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished cell was evaluated again")

@@ -77,7 +77,7 @@ def load_sets(named: list[str]) -> tuple[dict[str, tuple], dict[str, str], str, 
         name, path = entry.split("=", 1)
         ds = load_distilled(path)
         kinds.add((ds.meta.get("dataset"), int(ds.meta.get("ipc") or 0)))
-        sets[name] = (ds.images, ds.labels, int(ds.meta.get("factor", 1)))
+        sets[name] = (ds.images, ds.labels, ds.factor)
         digests[name] = hashlib.sha256(ds.images.numpy().tobytes()).hexdigest()
     if len(kinds) != 1:
         raise SystemExit(f"error: the sets differ in data set or IPC: {sorted(kinds)}")

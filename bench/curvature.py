@@ -345,7 +345,7 @@ def measure_saved_set(cfg, directory: Path) -> dict:
     The probe (network, real sample) is the one the run itself would have used at its end.
     """
     saved = load_distilled(directory / DISTILLED_FILE)
-    probe = geometry_probe(cfg, *load_data(cfg.dataset, train=True), saved.meta.get("factor", 1))
+    probe = geometry_probe(cfg, *load_data(cfg.dataset, train=True), saved.factor)
     end = probe.measure(saved.images, saved.labels)
     return {"lift": probe.lift, "end": end | {"iteration": saved.meta.get("iteration")}}
 

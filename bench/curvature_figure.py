@@ -38,7 +38,7 @@ def class_view(cfg, directory: Path, cls: int) -> dict:
     probe = geometry_probe(cfg, *load_data(cfg.dataset, train=True))
     k, kind, cap = probe.lift["k"], probe.lift["kind"], probe.lift["max_radius"]
     probe.measure(saved.images, saved.labels)  # embeds the real sample
-    images, labels = expand(saved.images, saved.labels, int(saved.meta.get("factor", 1)))
+    images, labels = expand(saved.images, saved.labels, saved.factor)
     syn = probe.embed(images[labels == cls], "cpu")
     x_real = lift(probe.real[cls], k, kind, cap)
     return {

@@ -18,8 +18,7 @@ import lightning as L
 from bench import machine
 from src.io import atomic_write_text
 from src.pipelines.compare import compose_distill
-from src.pipelines.components import build_method, load_data
-from src.pipelines.distill import method_label
+from src.pipelines.components import build_method, load_data, run_label
 
 VARIANTS = [("dm", "euclidean"), ("dm", "lorentz"), ("idm", "euclidean"), ("idm", "lorentz")]
 BASE = ["dataset=fashion_mnist", "ipc=10", "method.batch_real=64", "logger=none"]
@@ -40,8 +39,8 @@ class StepTimer(L.Callback):
 
 def time_variant(
     method: str, loss: str, iterations: int, warmup: int, extra: list[str]
-) -> list[float]:
-    """Seconds per outer iteration of one method x loss (warm-up iterations dropped)."""
+) -> tuple[str, list[float]]:
+    """The label of one method x loss and its seconds per outer iteration (warm-up dropped)."""
     cfg = compose_distill([*BASE, f"method={method}", f"loss={loss}", *extra, "paths.output_dir=x"])
     info, pool = load_data(cfg.dataset)
     module = build_method(cfg, info, pool)
@@ -52,7 +51,7 @@ def time_variant(
         enable_model_summary=False, callbacks=[timer], accelerator="auto", devices=1,
     )  # fmt: skip
     trainer.fit(module)
-    return timer.times[warmup:]
+    return run_label(cfg), timer.times[warmup:]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = {}
     for method, loss in VARIANTS:
-        times = time_variant(method, loss, args.iterations, args.warmup, args.overrides)
-        rows[method_label(method, loss)] = times
+        label, times = time_variant(method, loss, args.iterations, args.warmup, args.overrides)
+        rows[label] = times
     base = statistics.median(rows["DM"])
     lines = [
         f"Command: `python -m bench.step_time --iterations {args.iterations} "

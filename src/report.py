@@ -1,4 +1,5 @@
-"""Entry point: ``python -m src.report DIR [DIR ...] [--out DIR]`` (paper-style results table)."""
+"""Entry point: ``python -m src.report DIR|RECORD [...] [--out DIR] [--name NAME]`` (paper-style
+results table)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from src.pipelines.report import run_report
 def main(argv: list[str] | None = None) -> None:
     """Print the Markdown table of every run under the given directories."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dirs", nargs="+", type=Path, help="run or multirun directories")
-    parser.add_argument("--out", type=Path, default=None, help="write report.md/.csv/.png here")
+    parser.add_argument(
+        "dirs", nargs="+", type=Path, help="run or multirun directories, or study records (.json)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write <name>.md/.csv/.png here")
+    parser.add_argument("--name", default="report", help="file name of the outputs (no suffix)")
     args = parser.parse_args(argv)
-    print(report_errors(run_report, args.dirs, args.out))
+    print(report_errors(run_report, args.dirs, args.out, args.name))
 
 
 if __name__ == "__main__":

@@ -119,10 +119,13 @@ def test_tiny_run_writes_a_loadable_set_and_results(tmp_path):
     ds = load_distilled(tmp_path / "distilled.safetensors")
     assert ds.images.shape == (20, 1, 28, 28) and ds.labels.bincount().tolist() == [2] * 10
     meta = ds.meta
-    assert (meta["dataset"], meta["ipc"], meta["method"], meta["loss"]) == (
-        "fashion_mnist", 2, "dm", "lorentz"
-    )  # fmt: skip
-    assert (meta["k"], meta["scale"], meta["iteration"], meta["seed"]) == (1.0, 20.0, 3, 0)
+    assert (meta["dataset"], meta["ipc"], meta["label"]) == ("fashion_mnist", 2, "DM+HDD")
+    assert (meta["method"]["name"], meta["method"]["factor"], ds.factor) == ("dm", 1, 1)
+    assert meta["loss"] == {
+        "name": "lorentz", "k": 1.0, "scale": 20.0, "lift": "expmap", "max_radius": 10.0
+    }  # fmt: skip
+    assert meta["method"]["terms"]["match"]["loss"] == meta["loss"]
+    assert (meta["iteration"], meta["seed"]) == (3, 0)
     assert meta["class_names"][0] == "T-shirt/top" and meta["config"]["ipc"] == 2
     assert json.loads((tmp_path / "distilled.json").read_text()) == meta
     assert (tmp_path / "distilled.png").stat().st_size > 0
@@ -146,7 +149,7 @@ def test_multirun_sweeps_ipc_and_loss(tmp_path):
     seen = set()
     for run in sorted(tmp_path.glob("[0-9]*")):
         meta = load_distilled(run / "distilled.safetensors").meta
-        seen.add((meta["ipc"], meta["loss"]))
+        seen.add((meta["ipc"], meta["loss"]["name"]))
         assert len(load_file(run / "distilled.safetensors")["labels"]) == 10 * meta["ipc"]
     assert seen == {(1, "euclidean"), (1, "lorentz"), (2, "euclidean"), (2, "lorentz")}
 
@@ -243,21 +246,21 @@ def test_compare_runs_every_loss_on_the_same_seed_and_tabulates(tmp_path):
 
 
 def test_labels_name_hdd_variants_that_differ_from_the_released_settings():
-    from src.pipelines.distill import loss_variant
+    from src.pipelines.components import run_label
 
-    def variant(*overrides):
-        cfg = compose_cfg("distill", list(overrides))
-        return loss_variant(cfg, hydra.utils.instantiate(cfg.loss))
+    def label(*overrides):
+        return run_label(compose_cfg("distill", list(overrides)))
 
-    assert variant() == "" and variant("loss=euclidean") == ""
-    assert variant("loss.max_radius=null") == " (expmap exact, k 1, scale 20)"
-    assert variant("loss.lift=project", "loss.max_radius=null", "loss.k=16") == (
-        " (project, k 16, scale 20)"
+    assert label() == "DM+HDD" and label("loss=euclidean") == "DM"
+    assert label("loss.max_radius=null") == "DM+HDD (expmap exact, k 1, scale 20)"
+    assert label("loss.lift=project", "loss.max_radius=null", "loss.k=16") == (
+        "DM+HDD (project, k 16, scale 20)"
     )
-    assert variant("loss.k=4") == " (expmap cap 10, k 4, scale 20)"
-    assert variant("experiment=idm_hdd/cifar100_ipc1") == ""  # that preset's released lift
-    assert variant("loss=lorentz_project") == " (project, k 256, scale 20)"  # the recommended
-    assert variant("loss=euclidean_unsquared") == " (unsquared, scale 20)"  # its flat-limit control
+    assert label("loss.k=4") == "DM+HDD (expmap cap 10, k 4, scale 20)"
+    assert label("experiment=idm_hdd/cifar100_ipc1") == "IDM+HDD"  # that preset's released lift
+    assert label("loss=lorentz_project") == "DM+HDD (project, k 256, scale 20)"  # recommended
+    assert label("loss=euclidean_unsquared") == "DM (unsquared, scale 20)"  # flat-limit control
+    assert label("method=idm", "loss=euclidean") == "IDM"
 
 
 @pytest.mark.parametrize(("dataset", "ipc"), sorted(RELEASED_IDM))

@@ -81,5 +81,5 @@ def test_two_process_ddp_idm_run_completes(tmp_path):
         run_dir=tmp_path / "run",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
-    meta = load_distilled(tmp_path / "run" / "distilled.safetensors").meta
-    assert (meta["method"], meta["iteration"], meta["factor"]) == ("idm", 4, 2)
+    ds = load_distilled(tmp_path / "run" / "distilled.safetensors")
+    assert (ds.method["name"], ds.meta["iteration"], ds.factor) == ("idm", 4, 2)

@@ -91,8 +91,8 @@ def _forward_sizes_and_losses(pool, info, **kwargs) -> tuple[list[int], torch.Te
     module = _module(pool, info, LorentzCentroidLoss(), **kwargs)
     module.setup("fit")
     sizes = []
-    embed = module.embed  # what the step calls: net.embed, or its compiled version
-    module.embed = lambda x: sizes.append(len(x)) or embed(x)
+    extract = module.extract  # what the step calls: the extraction, or its compiled version
+    module.extract = lambda x: sizes.append(len(x)) or extract(x)
     with torch.no_grad():
         return sizes, module.class_losses()
 
@@ -124,8 +124,8 @@ def test_embed_chunk_never_changes_batch_norm_statistics(fmnist_train):
 
     sizes = []
     m = module("auto")  # train-mode BatchNorm: one forward, whatever the device
-    embed = m.embed
-    m.embed = lambda x: sizes.append(len(x)) or embed(x)
+    extract = m.extract
+    m.extract = lambda x: sizes.append(len(x)) or extract(x)
     m.class_losses()
     assert sizes == [10 * 16, 10]
     with pytest.raises(ConfigError, match="BatchNorm"):

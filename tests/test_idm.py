@@ -144,10 +144,14 @@ def test_tiny_idm_runs_and_its_set_evaluates_identically_from_the_file(tmp_path,
                  f"paths.output_dir={tmp_path / 'distill'}"]  # fmt: skip
     results = run_distill(compose_cfg("distill", overrides))
     meta = json.loads((tmp_path / "distill" / "distilled.json").read_text())
-    assert (meta["method"], meta["loss"], meta["factor"], meta["iteration"]) == ("idm", loss, 2, 3)
+    method, loss_meta = meta["method"], meta["loss"]
+    assert (method["name"], loss_meta["name"], method["factor"], meta["iteration"]) == (
+        "idm", loss, 2, 3
+    )  # fmt: skip
+    assert set(method["terms"]) == {"match"}  # syn_ce is IDM's own step, not a feature term
     assert results["label"] == ("IDM+HDD" if loss == "lorentz" else "IDM")
     if loss == "lorentz":
-        assert (meta["k"], meta["scale"]) == (2.4, 100.0)
+        assert (loss_meta["k"], loss_meta["scale"]) == (2.4, 100.0)
     # src.evaluate reads the factor from the metadata: same networks, same expansion, same result.
     cfg = compose_cfg(
         "evaluate",
@@ -170,7 +174,7 @@ def test_idm_hdd_lowers_its_matching_loss(fmnist_train):
         module.gen_sample.manual_seed(5)
         module.gen_augment.manual_seed(5)
         with torch.no_grad():
-            value = sum(module.match(net)[0].sum().item() for net in probes)
+            value = sum(module.match(net)[0]["match"].sum().item() for net in probes)
         module.gen_sample.set_state(states[0])
         module.gen_augment.set_state(states[1])
         return value

@@ -347,3 +347,20 @@ def test_settings_added_after_a_run_was_saved_are_not_differences():
     now = added | {"ipc": 10}
     assert setting_differences(saved, now) == ["ipc"]
     assert setting_differences(saved, now, ignore=("ipc",)) == []
+
+
+def test_both_metadata_formats_read_through_the_accessors(tmp_path: Path) -> None:
+    images, labels = a_set()
+    old = {**META, "format": "hdd-distilled/1", "method": "idm", "factor": 2, "loss": "lorentz",
+           "k": 2.4, "scale": 100.0, "lift": "expmap", "max_radius": 10.0}  # fmt: skip
+    tensors = {"images": images, "labels": labels}
+    save_file(tensors, str(tmp_path / "v1.safetensors"), metadata={"hdd": json.dumps(old)})
+    v1 = load_distilled(tmp_path / "v1.safetensors")
+    new_meta = {**META, "method": {"name": "idm", "factor": 2}, "loss": v1.loss}
+    v2 = load_distilled(save_distilled(tmp_path / "v2.safetensors", images, labels, new_meta))
+    assert v2.meta["format"] == "hdd-distilled/2"
+    for ds in (v1, v2):
+        assert (ds.method["name"], ds.factor) == ("idm", 2)
+        assert ds.loss == {
+            "name": "lorentz", "k": 2.4, "scale": 100.0, "lift": "expmap", "max_radius": 10.0
+        }  # fmt: skip

@@ -22,7 +22,7 @@ def test_unsquared_euclidean_loss_is_the_scaled_distance_of_the_means():
     real, syn = _feats(3, 8, 5), _feats(3, 2, 5, seed=1)
     out = EuclideanMeanLoss(squared=False, scale=20.0)(real, torch.ones(3, 8), syn)
     torch.testing.assert_close(out, 20.0 * (real.mean(1) - syn.mean(1)).norm(dim=-1))
-    assert EuclideanMeanLoss().describe() == {"loss": "euclidean", "squared": True, "scale": 1.0}
+    assert EuclideanMeanLoss().describe() == {"name": "euclidean", "squared": True, "scale": 1.0}
 
 
 @pytest.mark.parametrize(("lift_kind", "cap"), [("project", None), ("expmap", None)])
@@ -112,7 +112,7 @@ def test_lorentz_loss_uses_its_lift(lift_kind, cap):
         )
         torch.testing.assert_close(out[c], scale * d)
     assert loss.describe() == {
-        "loss": "lorentz", "k": k, "scale": scale, "lift": lift_kind, "max_radius": cap
+        "name": "lorentz", "k": k, "scale": scale, "lift": lift_kind, "max_radius": cap
     }  # fmt: skip
 
 

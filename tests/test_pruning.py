@@ -171,4 +171,4 @@ def test_run_distills_from_the_kept_pool_and_saves_the_indices(tmp_path):
     assert len(kept) == 6000 and len(set(kept.tolist())) == 6000
     meta = json.loads((tmp_path / "distilled.json").read_text())
     assert meta["prune"] == {"name": "random", "keep_ratio": 0.1}
-    assert meta["loss"] == "lorentz" and meta["k"] == 1.0
+    assert meta["loss"]["name"] == "lorentz" and meta["loss"]["k"] == 1.0

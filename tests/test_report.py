@@ -72,9 +72,14 @@ def test_a_failing_sweep_job_leaves_the_others_and_the_report_marks_it(tmp_path)
     assert "the matching loss became inf" in errors[0]
     assert sorted(p.parent.name for p in sweep.rglob("results.json")) == ["0", "2"]
     failed = json.loads((sweep / "1" / "failed.json").read_text())
-    assert failed["label"] == "DM+HDD" and "loss.scale=inf" in failed["overrides"]
-    table = run_report([sweep])
-    assert "| fashion_mnist | 2 |" in table and " (1); 1 failed |" in table  # scale 20 cell
+    # The failed job's label is the one its run would have written: its own column.
+    inf = "DM+HDD (expmap cap 10, k 1, scale inf)"
+    assert failed["label"] == inf and "loss.scale=inf" in failed["overrides"]
+    lines = run_report([sweep]).splitlines()
+    columns = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = dict(zip(columns, (c.strip() for c in lines[2].strip("|").split("|")), strict=True))
+    assert cells["IPC"] == "2" and cells[inf] == "1 failed"
+    assert cells["DM+HDD"].endswith("(1)")  # scale 20, the released setting
 
 
 def test_the_report_counts_failed_and_missing_jobs_in_their_cells(tmp_path):
@@ -89,7 +94,8 @@ def test_the_report_counts_failed_and_missing_jobs_in_their_cells(tmp_path):
     gone = sweep / "2" / ".hydra"  # killed before it wrote anything of its own
     gone.mkdir(parents=True)
     gone.joinpath("config.yaml").write_text(
-        "dataset: {name: fashion_mnist}\nipc: 10\nmethod: {name: dm}\n"
+        "dataset: {name: fashion_mnist}\nipc: 10\n"
+        "method: {_target_: src.methods.dm.DistillModule, name: dm}\n"
         "loss: {_target_: src.matching.EuclideanMeanLoss}\n"
     )
     lines = run_report([sweep]).splitlines()

@@ -28,6 +28,7 @@ CPU_TRAIN_CHUNK = 16
 _CPU_CHUNK = {"embed": CPU_EMBED_CHUNK, "train": CPU_TRAIN_CHUNK}
 
 T = TypeVar("T")
+R = TypeVar("R", Tensor, dict[str, Tensor])
 
 
 def check_chunk(value: int | str, key: str) -> int | str:
@@ -80,11 +81,15 @@ class Compute:
         """This plan, with whole batches replaced by pieces of ``size`` (bounds memory)."""
         return self if self.chunk is not None else Compute(size)
 
-    def forward(self, fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-        """``fn(x)``, computed ``chunk`` rows of ``x`` at a time and concatenated."""
+    def forward(self, fn: Callable[[Tensor], R], x: Tensor) -> R:
+        """``fn(x)``, computed ``chunk`` rows of ``x`` at a time and concatenated (per key
+        when ``fn`` returns a dict of tensors)."""
         if self.chunk is None:
             return fn(x)
-        return torch.cat(map_pieces(fn, x.split(self.chunk), x.device))
+        pieces = map_pieces(fn, x.split(self.chunk), x.device)
+        if isinstance(pieces[0], dict):
+            return {key: torch.cat([piece[key] for piece in pieces]) for key in pieces[0]}
+        return torch.cat(pieces)
 
     def cross_entropy_backward(
         self,

@@ -19,7 +19,8 @@ RUN_STATE_KEY = "hdd_run_state"  # our part of a Lightning checkpoint
 # Settings that leave a run's numbers as they are: where it writes, how it runs and is
 # watched. A finished result may be reused across changes of these.
 EXECUTION_SETTINGS = (
-    "paths", "trainer", "logger", "resume", "checkpoint", "geometry", "hydra", "grid_every",
+    "paths", "trainer", "logger", "resume", "reuse", "study", "checkpoint", "geometry", "hydra",
+    "grid_every",
     "method.compile_net", "method.embed_chunk", "method.train_chunk", "eval.train_chunk",
     "eval.test_chunk",
 )  # fmt: skip

@@ -14,17 +14,47 @@ from torch import Tensor
 from src.errors import DistilledFileError
 from src.io.atomic import atomic_path
 
-FORMAT = "hdd-distilled/1"
+# 2: the method and the loss each record a nested node (``method: {name, factor, ...}``,
+# ``loss: {name, ...}``); 1 (still read) had ``method`` as a name and the loss's keys flat.
+FORMAT = "hdd-distilled/2"
+READABLE_FORMATS = ("hdd-distilled/1", FORMAT)
 _META_KEY = "hdd"
+_V1_LOSS_KEYS = ("k", "scale", "lift", "max_radius", "squared")
 
 
 @dataclass
 class DistilledSet:
-    """Synthetic images (N, C, H, W) float32, labels (N,) int64 and their metadata."""
+    """Synthetic images (N, C, H, W) float32, labels (N,) int64 and their metadata.
+
+    Read the method's and loss's records through ``factor``, ``method`` and ``loss``, which
+    know both metadata formats.
+    """
 
     images: Tensor
     labels: Tensor
     meta: dict = field(default_factory=dict)
+
+    @property
+    def method(self) -> dict:
+        """The method's record (at least ``name`` and ``factor``)."""
+        method = self.meta.get("method")
+        if isinstance(method, dict):
+            return method
+        return {"name": method, "factor": self.meta.get("factor", 1)}
+
+    @property
+    def factor(self) -> int:
+        """Images per stored image along each side (1: not factorised)."""
+        return int(self.method.get("factor", 1))
+
+    @property
+    def loss(self) -> dict:
+        """The loss's record: ``name`` and its settings (empty when the file has none)."""
+        loss = self.meta.get("loss")
+        if isinstance(loss, dict):
+            return loss
+        flat = {k: self.meta[k] for k in _V1_LOSS_KEYS if k in self.meta}
+        return ({"name": loss} if loss is not None else {}) | flat
 
 
 def metadata_path(path: str | Path) -> Path:
@@ -82,8 +112,11 @@ def load_distilled(path: str | Path) -> DistilledSet:
         meta = json.loads(header[_META_KEY])
     except (KeyError, json.JSONDecodeError):
         raise DistilledFileError(f"'{path}' has no valid '{_META_KEY}' metadata") from None
-    if meta.get("format") != FORMAT:
-        raise DistilledFileError(f"'{path}' has format {meta.get('format')!r}, expected {FORMAT}")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise DistilledFileError(
+            f"'{path}' has format {meta.get('format')!r}, expected one of "
+            f"{', '.join(READABLE_FORMATS)}"
+        )
     return DistilledSet(images, labels, meta)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -36,6 +39,12 @@ class EuclideanMeanLoss(MatchingLoss):
             distance = squared if self.squared else squared.sqrt()
             return distance if self.scale == 1.0 else self.scale * distance
 
-    def describe(self) -> dict:
-        """Loss name, whether the distance is squared, and its scale."""
-        return {"loss": self.name, "squared": self.squared, "scale": self.scale}
+    def settings(self) -> dict:
+        """Whether the distance is squared, and its scale."""
+        return {"squared": self.squared, "scale": self.scale}
+
+    def variant(self, reference: Mapping[str, Any] | None = None) -> str:
+        """``" (unsquared, scale 20)"`` off DM's default (squared, scale 1), else ``""``."""
+        if (self.squared, self.scale) == (True, 1.0):
+            return ""
+        return f" ({'squared' if self.squared else 'unsquared'}, scale {self.scale:g})"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -19,6 +22,8 @@ class LorentzCentroidLoss(MatchingLoss):
     """
 
     name = "lorentz"
+    label_suffix = "+HDD"
+    reference_node = "hdd"  # the method's released HDD settings (conf/hdd)
 
     def __init__(
         self,
@@ -57,12 +62,22 @@ class LorentzCentroidLoss(MatchingLoss):
             syn_centroid = self.centroid(syn, syn_weights)
             return self.scale * lorentz_distance(real_centroid, syn_centroid, self.k)
 
-    def describe(self) -> dict:
-        """Loss name, curvature parameter k, scale, lift and its radius cap."""
-        return {
-            "loss": self.name,
-            "k": self.k,
-            "scale": self.scale,
-            "lift": self.lift,
-            "max_radius": self.max_radius,
-        }
+    def settings(self) -> dict:
+        """Curvature parameter k, scale, lift and its radius cap."""
+        return {"k": self.k, "scale": self.scale, "lift": self.lift, "max_radius": self.max_radius}
+
+    def variant(self, reference: Mapping[str, Any] | None = None) -> str:
+        """``" (lift[ cap c| exact], k .., scale ..)"`` off the method's released HDD
+        settings ``reference``, else ``""``; so runs of a sweep over lifts or k land in
+        separate columns of a report."""
+        mine = self.settings()
+        if reference is None or all(reference.get(key) == v for key, v in mine.items()):
+            return ""
+        cap = "" if self.max_radius is None else f" cap {self.max_radius:g}"
+        if self.lift == "expmap" and self.max_radius is None:
+            cap = " exact"
+        return f" ({self.lift}{cap}, k {self.k:g}, scale {self.scale:g})"
+
+    def geometry_lift(self) -> dict[str, Any]:
+        """This loss's lift: k, kind and radius cap."""
+        return {"k": self.k, "kind": self.lift, "max_radius": self.max_radius}

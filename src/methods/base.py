@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from src.augment import DSA
+from src.checks import Problems, constructor_defaults
 from src.compute import Compute, check_chunk
 from src.data import RealPool
 from src.data.factorize import expand, pack
 from src.errors import CheckpointError, ConfigError, NonFiniteLossError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.matching import MatchingLoss
+from src.matching.terms import EMBED, ClassFeatures, FeatureTerm, LossTerm
 from src.rng import make_generator
 
 INITS = ("real", "noise")
@@ -67,6 +70,10 @@ def continue_epoch(checkpoint: dict[str, Any], completed: int) -> None:
         ) from None
 
 
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class IterationLoader:
     """Outer-iteration numbers 0..N-1; distillation draws its own batches from the real pool.
 
@@ -101,9 +108,17 @@ class SyntheticSetModule(L.LightningModule):
     Subclasses decide how an outer iteration runs (which networks, which steps);
     ``match`` is the shared batched pass: draw ``batch_real`` real images per class,
     give each class one Siamese DSA transform shared by its real and synthetic
-    images, embed all classes at once (real without gradient) and return the
-    per-class losses.
+    images, extract their features for all classes at once (real without gradient) and
+    return the per-class value of every loss term.
+
+    A method also says, in its own class, how it is named, checked and recorded
+    (docs/extending.md): ``label`` (its paper name), ``variant_keys`` (settings whose value
+    off the default names a variant in the label), ``check_settings`` (run by validation
+    before any data are loaded) and ``describe`` (its metadata).
     """
+
+    label: ClassVar[str] = "?"
+    variant_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -122,6 +137,8 @@ class SyntheticSetModule(L.LightningModule):
         factor: int = 1,
         embed_chunk: int | str = "auto",
         pack_init: bool = True,
+        terms: Mapping[str, FeatureTerm] | None = None,
+        data_dir: str = "data",
     ) -> None:
         super().__init__()
         self.pool = pool
@@ -137,12 +154,78 @@ class SyntheticSetModule(L.LightningModule):
         self.method_name = name
         self.factor = factor
         self.embed_chunk = check_chunk(embed_chunk, "method.embed_chunk")
+        self.extra_terms = dict(terms or {})
+        self.data_dir = str(data_dir)  # where cached artifacts (an expert pool) are kept
         images, labels = initial_synthetic_set(
             pool, ipc, init, make_generator(seed, "init"), factor, pack_init
         )
         self.syn_images = nn.Parameter(images)
         self.completed_iterations = 0
         self.register_buffer("syn_labels", labels)
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], p: Problems) -> None:
+        """Add a line to ``p`` for every invalid value of the method's config node."""
+        p.int_at_least(settings.get("batch_real"), "method.batch_real", 1)
+        p.positive(settings.get("lr_img"), "method.lr_img")
+        p.in_range(settings.get("momentum"), "method.momentum", 0, 1, "l")
+        p.one_of(settings.get("init"), "method.init", INITS)
+        p.int_at_least(settings.get("factor", 1), "method.factor", 1)
+        p.attempt(lambda: check_chunk(settings.get("embed_chunk", "auto"), "method.embed_chunk"))
+        for name, node in (settings.get("terms") or {}).items():
+            if not isinstance(node, Mapping) or "_target_" not in node:
+                p.add(f"method.terms.{name} must be a node naming its term class in _target_")
+
+    @classmethod
+    def variant(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Label parts (``"key value"``) for ``variant_keys`` off the constructor's defaults,
+        and one per term a config added (``"+name"``)."""
+        defaults = constructor_defaults(cls)
+        parts = [
+            f"{key} {_text(settings[key])}"
+            for key in cls.variant_keys
+            if key in settings and settings[key] != defaults.get(key)
+        ]
+        return parts + [f"+{name}" for name in settings.get("terms") or {}]
+
+    @classmethod
+    def paper_label(
+        cls,
+        settings: Mapping[str, Any],
+        loss: MatchingLoss,
+        loss_reference: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The run's paper name: method label, loss suffix, then the variants in brackets,
+        e.g. ``DM``, ``DM+HDD``, ``DM+HDD (project, k 256, scale 20)``."""
+        method_parts = cls.variant(settings)
+        loss_text = loss.variant(loss_reference)
+        if method_parts and loss_text:
+            loss_text = "; " + loss_text[2:-1]
+        elif method_parts:
+            loss_text = ""
+        head = cls.label + loss.label_suffix
+        return head + (f" ({', '.join(method_parts)}{loss_text})" if method_parts else loss_text)
+
+    @cached_property
+    def terms(self) -> dict[str, FeatureTerm]:
+        """The method's own terms, then those the config added (built once, after __init__).
+
+        A plain dict, not a ModuleDict: the terms hold no state a checkpoint must keep.
+        """
+        return self.own_terms() | self.extra_terms
+
+    def own_terms(self) -> dict[str, FeatureTerm]:
+        """The method's loss terms (DM: the matching loss on the final embedding)."""
+        return {"match": LossTerm(self.loss)}
+
+    def describe(self) -> dict[str, Any]:
+        """What a distilled set's metadata records of the method: name, label, factor, terms."""
+        return {
+            "name": self.method_name,
+            "label": self.label,
+            "factor": self.factor,
+            "terms": {name: term.describe() for name, term in self.terms.items()},
+        }
 
     @property
     def num_classes(self) -> int:
@@ -208,17 +291,22 @@ class SyntheticSetModule(L.LightningModule):
         """How the real images go through ``net``: all at once, or some at a time."""
         return Compute.for_net(self.embed_chunk, "method.embed_chunk", net, self.device, "embed")
 
+    def extractor(self, net: nn.Module) -> Callable[[Tensor], dict[str, Tensor]]:
+        """What the terms read of a batch under ``net``, by kind: by default its final
+        embedding alone (``"embed"``, which every extraction must provide)."""
+        return lambda x: {EMBED: net.embed(x)}
+
     def match(
         self,
         net: nn.Module,
         with_logits: bool = False,
-        embed: Callable[[Tensor], Tensor] | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """Per-class matching losses (C,) under ``net``, and the synthetic logits if asked.
+        extract: Callable[[Tensor], dict[str, Tensor]] | None = None,
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """Every term's per-class values (C,) under ``net``, and the synthetic logits if asked.
 
-        ``embed`` replaces ``net.embed`` (e.g. its compiled version).
+        ``extract`` replaces ``self.extractor(net)`` (e.g. with its compiled version).
         """
-        embed = embed or net.embed
+        extract = extract or self.extractor(net)
         idx, weights = self.pool.sample(self.batch_real, self.gen_sample)
         n_classes, per_class = idx.shape
         real = self.pool.get(idx)
@@ -227,14 +315,33 @@ class SyntheticSetModule(L.LightningModule):
             torch.cat([real, syn]), self.gen_augment, groups=self.groups, num_groups=n_classes
         )
         with torch.no_grad():
-            real_feat = self.real_compute(net).forward(embed, x[: len(real)])
-        syn_feat = embed(x[len(real) :])
-        losses = self.loss(
-            real_feat.view(n_classes, per_class, -1),
-            weights.to(self.device),
-            syn_feat.view(n_classes, len(syn) // n_classes, -1),
+            real_feat = self.real_compute(net).forward(extract, x[: len(real)])
+        syn_feat = extract(x[len(real) :])
+        logits = net.classifier(syn_feat[EMBED]) if with_logits else None
+        features = ClassFeatures(
+            real={k: v.view(n_classes, per_class, *v.shape[1:]) for k, v in real_feat.items()},
+            real_weights=weights.to(self.device),
+            syn={k: v.view(n_classes, -1, *v.shape[1:]) for k, v in syn_feat.items()},
+            syn_logits=None if logits is None else logits.view(n_classes, -1, logits.shape[-1]),
         )
-        return losses, net.classifier(syn_feat) if with_logits else None
+        return {name: term(features) for name, term in self.terms.items()}, logits
+
+    def log_terms(self, terms: Mapping[str, Tensor]) -> None:
+        """Log each term's sum over classes as ``train/<name>``."""
+        for name, values in terms.items():
+            self.log(f"train/{name}", values.detach().sum().float())
+
+    def step_per_class(self, losses: Tensor) -> None:
+        """Backward once, then one image-optimiser step per class on that class's gradient
+        (IDM's and DANCE's update: through momentum a class's step also moves the others)."""
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(losses.sum())
+        grad = self.syn_images.grad.detach().clone()
+        rows = self.syn_labels.view(-1, *([1] * (grad.ndim - 1)))
+        for c in range(self.num_classes):
+            self.syn_images.grad = torch.where(rows == c, grad, torch.zeros_like(grad))
+            opt.step()
 
     def check_finite(self, loss: Tensor) -> None:
         """Stop the run, before any image update, when the loss is NaN or inf."""

@@ -18,6 +18,7 @@ momentum-only moves of the c earlier class steps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,9 +27,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from src.checks import Problems
 from src.compute import Compute, check_chunk
 from src.errors import CheckpointError
 from src.io.checkpoint import RUN_STATE_KEY
+from src.matching.terms import total
 from src.methods.base import SyntheticSetModule
 from src.models import init_weights_
 from src.rng import make_generator
@@ -126,6 +129,8 @@ def _distributed() -> bool:
 class IDMModule(SyntheticSetModule):
     """IDM's outer iteration with any matching loss (euclidean = IDM, lorentz = IDM+HDD)."""
 
+    label = "IDM"
+
     def __init__(
         self,
         *args: Any,
@@ -208,32 +213,39 @@ class IDMModule(SyntheticSetModule):
     def _pick(self, n: int) -> list[int]:
         return torch.randperm(len(self.net_pool), generator=self.gen_pick)[:n].tolist()
 
-    def class_losses(self, i: int) -> Tensor:
-        """Per-class loss (C,) under pool network ``i``: matching (+ weighted synthetic CE)."""
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], p: Problems) -> None:
+        """The shared settings, and the pool's."""
+        super().check_settings(settings, p)
+        for key in ("pool_size", "add_net_every", "match_nets", "train_batch"):
+            p.int_at_least(settings.get(key), f"method.{key}", 1)
+        p.int_at_least(settings.get("acc_reset_interval"), "method.acc_reset_interval", 1)
+        p.attempt(lambda: check_chunk(settings.get("train_chunk", "auto"), "method.train_chunk"))
+        p.int_at_least(settings.get("train_nets"), "method.train_nets", 0)
+        p.int_at_least(settings.get("train_steps"), "method.train_steps", 0)
+        p.positive(settings.get("lr_net"), "method.lr_net")
+        p.in_range(settings.get("ce_weight"), "method.ce_weight", 0, float("inf"), "l")
+
+    def class_terms(self, i: int) -> dict[str, Tensor]:
+        """Per-class terms (each (C,)) under pool network ``i``: matching (+ weighted
+        synthetic cross-entropy, ``syn_ce``)."""
         net = self.net_pool.nets[i]
         net.eval()
         net.requires_grad_(False)  # only the images learn here
         try:
-            losses, logits = self.match(net, with_logits=self.syn_ce)
+            terms, logits = self.match(net, with_logits=self.syn_ce)
         finally:
             net.requires_grad_(True)
         if self.syn_ce:
             labels = self.syn_labels.repeat_interleave(self.factor**2)
             ce = F.cross_entropy(logits, labels, reduction="none")
             per_class = ce.view(self.num_classes, -1).mean(dim=1)
-            losses = losses + self.ce_weight * self.net_pool.accuracy(i) * per_class
-        return losses
+            terms["syn_ce"] = self.ce_weight * self.net_pool.accuracy(i) * per_class
+        return terms
 
-    def step_per_class(self, losses: Tensor) -> None:
-        """Backward once, then one image-optimiser step per class on that class's gradient."""
-        opt = self.optimizers()
-        opt.zero_grad()
-        self.manual_backward(losses.sum())
-        grad = self.syn_images.grad.detach().clone()
-        rows = self.syn_labels.view(-1, *([1] * (grad.ndim - 1)))
-        for c in range(self.num_classes):
-            self.syn_images.grad = torch.where(rows == c, grad, torch.zeros_like(grad))
-            opt.step()
+    def class_losses(self, i: int) -> Tensor:
+        """Per-class loss (C,) under pool network ``i``: the sum of its terms."""
+        return total(self.class_terms(i))
 
     def train_pool_networks(self) -> None:
         """Train ``train_nets`` random pool networks on random real batches."""
@@ -250,14 +262,19 @@ class IDMModule(SyntheticSetModule):
             self.push_net()
         if it % self.acc_reset_interval == 0 and it > 0:
             self.net_pool.reset_accuracy()
-        total = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        term_sums: dict[str, Tensor] = {}
         for i in self._pick(self.match_nets):
-            losses = self.class_losses(i)
+            terms = self.class_terms(i)
+            losses = total(terms)
             loss = losses.sum()
             self.check_finite(loss)
             self.step_per_class(losses)
-            total = total + loss.detach()
+            loss_sum = loss_sum + loss.detach()
+            for name, values in terms.items():
+                term_sums[name] = term_sums.get(name, 0) + values.detach()
         self.train_pool_networks()
-        self.log("train/loss", total.float(), prog_bar=True)
+        self.log_terms(term_sums)
+        self.log("train/loss", loss_sum.float(), prog_bar=True)
         self.log("train/pool_size", float(len(self.net_pool)))
-        return total
+        return loss_sum

@@ -9,6 +9,7 @@ from torch import nn
 
 from src.errors import ConfigError
 from src.models.convnet import input_geometry, make_norm
+from src.models.stages import split_before_pools
 
 ALEXNET_NORMS = ("none", "batchnorm", "instancenorm")
 
@@ -50,6 +51,10 @@ class AlexNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened output of the conv stack, shape (N, feature_dim)."""
         return self.features(x).flatten(1)
+
+    def stages(self) -> list[nn.Module]:
+        """The conv stack cut before each max pool: their composition is ``features``."""
+        return split_before_pools(self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (N, num_classes)."""

@@ -123,12 +123,19 @@ class ConvNet(nn.Module):
                 raise ConfigError(f"ConvNet depth {depth} is too deep for images of size {size}")
             in_ch = width
         self.features = nn.Sequential(*layers)
+        self.depth = depth
         self.feature_dim: int = width * h * w
         self.classifier = nn.Linear(self.feature_dim, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened output of the feature blocks, shape (N, feature_dim)."""
         return self.features(x).flatten(1)
+
+    def stages(self) -> list[nn.Module]:
+        """Each block up to its activation (the pool before it opens the next), then the last
+        pool: their composition is ``features`` (src/models/stages.py)."""
+        cuts = [0, *(4 * i + 3 for i in range(self.depth)), len(self.features)]
+        return [self.features[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (N, num_classes)."""

@@ -67,6 +67,13 @@ class ResNet18(nn.Module):
         """Globally pooled features, shape (N, 512)."""
         return self.pool(self.layers(self.stem(x))).flatten(1)
 
+    def stages(self) -> list[nn.Module]:
+        """Stem with the first two blocks, then each further pair of blocks (one width each),
+        then the global pool: their composition is the embedding before flattening
+        (src/models/stages.py)."""
+        pairs = [self.layers[i : i + 2] for i in range(0, len(self.layers), 2)]
+        return [nn.Sequential(self.stem, *pairs[0]), *pairs[1:], self.pool]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (N, num_classes)."""
         return self.classifier(self.embed(x))

@@ -22,7 +22,7 @@ def run_analyze(cfg: DictConfig) -> list[Path]:
         )
     kept = load_kept_indices(kept_path(cfg.distilled))
     # The run's own view; sets made before lifts were recorded used the exact map.
-    lift = ds.meta.get("geometry_lift") or {"k": ds.meta.get("k", 1.0), "kind": "expmap"}
+    lift = ds.meta.get("geometry_lift") or {"k": ds.loss.get("k", 1.0), "kind": "expmap"}
     k = float(cfg.k if cfg.k is not None else lift["k"])
     paths = render_geometry(
         Path(cfg.paths.output_dir),
@@ -34,7 +34,7 @@ def run_analyze(cfg: DictConfig) -> list[Path]:
         classes,
         real_per_class=cfg.real_per_class,
         seed=cfg.seed,
-        factor=int(ds.meta.get("factor", 1)),
+        factor=ds.factor,
         kept=kept,
         lift_kind=str(lift["kind"]),
         max_radius=lift.get("max_radius"),

@@ -19,6 +19,7 @@ from src.errors import ConfigError, HDDError
 from src.evaluation import EvalProtocol, EvalResult, evaluate_set
 from src.io import DistilledSet, check_matches, load_distilled
 from src.matching import MatchingLoss
+from src.matching.terms import FeatureTerm
 from src.methods.base import SyntheticSetModule
 
 
@@ -129,6 +130,32 @@ def progress_bar() -> RichProgressBar:
     return RichProgressBar(leave=True)
 
 
+def method_class(method_cfg: DictConfig) -> type[SyntheticSetModule]:
+    """The LightningModule class the method node's ``_target_`` names (nothing is built)."""
+    target = method_cfg.get("_target_") if method_cfg is not None else None
+    try:
+        cls = hydra.utils.get_class(str(target))
+    except Exception:  # hydra reports a missing target with several exception types
+        raise ConfigError(f"method._target_ names no class: {target!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, SyntheticSetModule)):
+        raise ConfigError(f"method._target_ {target!r} is not a distillation method class")
+    return cls
+
+
+def build_terms(method_cfg: DictConfig) -> dict[str, FeatureTerm]:
+    """The loss terms a config adds to its method (``method.terms``: name -> node)."""
+    nodes = method_cfg.get("terms") or {}
+    return {name: instantiate(node, f"method.terms.{name}") for name, node in nodes.items()}
+
+
+def run_label(cfg: DictConfig) -> str:
+    """A run's paper name from its config alone, as its method and loss classes state it."""
+    loss = build_loss(cfg.loss)
+    reference = cfg.get(loss.reference_node) if loss.reference_node else None
+    reference = None if reference is None else to_dict(reference)
+    return method_class(cfg.method).paper_label(to_dict(cfg.method), loss, reference)
+
+
 def build_method(cfg: DictConfig, info: DatasetInfo, pool: RealPool) -> SyntheticSetModule:
     """The configured distillation LightningModule, with its loss, DSA and network factory."""
     # A class too small for the initial set fails in RealPool.random_per_class (validation
@@ -143,6 +170,8 @@ def build_method(cfg: DictConfig, info: DatasetInfo, pool: RealPool) -> Syntheti
         ipc=cfg.ipc,
         iterations=cfg.iterations,
         seed=cfg.seed,
+        terms=build_terms(cfg.method),
+        data_dir=cfg.paths.data_dir,
         _recursive_=False,
     )
 

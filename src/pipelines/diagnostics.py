@@ -21,7 +21,7 @@ from src.data import DatasetInfo, RealPool
 from src.data.factorize import expand
 from src.hyperbolic.diagnostics import class_geometry
 from src.models import init_weights_
-from src.pipelines.components import model_factory
+from src.pipelines.components import build_loss, model_factory
 from src.rng import make_generator
 
 # Images embedded at a time: bounds the memory of the one real pass.
@@ -29,9 +29,12 @@ EMBED_CHUNK = 256
 
 
 def diagnostic_lift(cfg: DictConfig) -> dict[str, Any]:
-    """The lift the diagnostics use: the loss's for HDD, the method's HDD settings for DM."""
-    source = cfg.loss if "k" in cfg.loss else cfg.hdd
-    return {"k": float(source.k), "kind": str(source.lift), "max_radius": source.max_radius}
+    """The lift the diagnostics use: the loss's own (HDD), else the method's HDD settings."""
+    lift = build_loss(cfg.loss).geometry_lift()
+    if lift is not None:
+        return lift
+    h = cfg.hdd
+    return {"k": float(h.k), "kind": str(h.lift), "max_radius": h.max_radius}
 
 
 class GeometryProbe:

@@ -35,7 +35,6 @@ from src.io.checkpoint import (
 from src.io.csv_logger import ResumableCSVLogger
 from src.io.kept import KEPT_FILE, save_kept_indices
 from src.io.lock import run_lock
-from src.matching import MatchingLoss
 from src.methods.base import SyntheticSetModule, initial_synthetic_set
 from src.methods.checkpoint import RunCheckpoint
 from src.pipelines.components import (
@@ -46,12 +45,14 @@ from src.pipelines.components import (
     load_data,
     model_factory,
     progress_bar,
+    run_label,
     trainer_factory,
 )
 from src.pipelines.cross_arch import cross_table, eval_augment, evaluate_across
 from src.pipelines.diagnostics import GeometryDiagnostics, diagnostic_lift, geometry_probe
 from src.pipelines.geometry import render_geometry
 from src.pipelines.publish import GridOverTime, publish_outputs
+from src.pipelines.study import add_to_record, recorded_results
 from src.pipelines.validate import validate_distill
 from src.pruning import FeatureCache, NoPruning, Pruner
 from src.rng import make_generator
@@ -81,34 +82,6 @@ def finished_results(cfg: DictConfig) -> dict | None:
             "choose another output directory"
         )
     return json.loads(done.read_text())
-
-
-def method_label(method: str, loss: str) -> str:
-    """Paper name of a method x loss pair: dm+euclidean = DM, dm+lorentz = DM+HDD."""
-    return method.upper() + ("+HDD" if loss == "lorentz" else "")
-
-
-def loss_variant(cfg: DictConfig, loss: MatchingLoss) -> str:
-    """`` (lift ..., k ...)`` when the HDD loss differs from the method's released settings,
-    `` (unsquared, scale ...)`` for DM's loss off its default.
-
-    Runs of one sweep over lifts or k then land in separate columns of a report.
-    """
-    loss = loss.describe()
-    if loss["loss"] == "euclidean":
-        default = (loss["squared"], loss["scale"]) == (True, 1.0)
-        squared = "squared" if loss["squared"] else "unsquared"
-        return "" if default else f" ({squared}, scale {loss['scale']:g})"
-    if loss["loss"] != "lorentz":
-        return ""
-    h = cfg.hdd
-    released = (h.k, h.scale, h.lift, h.max_radius)
-    if (loss["k"], loss["scale"], loss["lift"], loss["max_radius"]) == released:
-        return ""
-    cap = "" if loss["max_radius"] is None else f" cap {loss['max_radius']:g}"
-    if loss["lift"] == "expmap" and loss["max_radius"] is None:
-        cap = " exact"
-    return f" ({loss['lift']}{cap}, k {loss['k']:g}, scale {loss['scale']:g})"
 
 
 def prune_pool(
@@ -145,7 +118,7 @@ def geometry_diagnostics(
 def record_failure(cfg: DictConfig, exc: Exception) -> None:
     """Write ``failed.json`` (the error and what the job was) into a failed job's directory."""
     from src.io.hydra_callbacks import FAILED_FILE
-    from src.pipelines.report import job_identity
+    from src.pipelines.report import job_identity  # report reads what this writes
 
     out = Path(cfg.paths.output_dir)
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
@@ -164,8 +137,25 @@ def run_distill(cfg: DictConfig, features: FeatureCache | None = None) -> dict:
     validate_distill(cfg)
     if rank_zero_only.rank != 0:
         return distill(cfg, features)
+    done = reused_results(cfg)
+    if done is not None:
+        return done
     with run_lock(cfg.paths.output_dir):
-        return distill(cfg, features)
+        results = distill(cfg, features)
+    add_to_record(cfg, results)
+    return results
+
+
+def reused_results(cfg: DictConfig) -> dict | None:
+    """A study's run already done: in its record, or (``reuse``) finished in its directory."""
+    done = recorded_results(cfg)
+    if done is None and cfg.get("reuse"):
+        done = finished_results(cfg)
+        if done is not None:
+            add_to_record(cfg, done)
+    if done is not None:
+        print(f"reused the finished run {cfg.paths.output_dir}: {done.get('label')}")
+    return done
 
 
 @dataclass
@@ -369,12 +359,10 @@ def distilled_metadata(
     return {
         "dataset": info.name,
         "ipc": cfg.ipc,
-        "method": module.method_name,
-        "label": method_label(module.method_name, module.loss.name)
-        + loss_variant(cfg, module.loss),
-        **module.loss.describe(),
+        "label": run_label(cfg),
+        "method": module.describe(),
+        "loss": module.loss.describe(),
         "iteration": module.completed_iterations,
-        "factor": module.factor,
         "seed": cfg.seed,
         "num_classes": info.num_classes,
         "mean": list(info.mean),

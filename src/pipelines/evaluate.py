@@ -52,7 +52,7 @@ def run_single(cfg: DictConfig) -> EvalResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     augment = eval_augment(cfg, build_augment(cfg.augment))
     evaluate = build_evaluator(cfg, info, test_pool, augment)
-    result = evaluate(ds.images, ds.labels, factor=int(ds.meta.get("factor", 1)))
+    result = evaluate(ds.images, ds.labels, factor=ds.factor)
     model_name = (cfg.eval.model or cfg.model).name
     metrics = {"eval/acc_mean": result.mean, "eval/acc_std": result.std}
     metrics |= {f"eval/acc_net{i}": a for i, a in enumerate(result.accuracies)}
@@ -77,7 +77,7 @@ def run_across(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     sets = {
         "random_real": (*random_real, 1),
-        "distilled": (ds.images, ds.labels, int(ds.meta.get("factor", 1))),
+        "distilled": (ds.images, ds.labels, ds.factor),
     }
     results = evaluate_across(cfg, info, test_pool, build_augment(cfg.augment), sets)
     metrics = {

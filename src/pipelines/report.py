@@ -8,6 +8,7 @@ import io
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -18,7 +19,7 @@ import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
-from src.errors import ConfigError  # noqa: E402
+from src.errors import ConfigError, HDDError  # noqa: E402
 from src.io.atomic import atomic_path, atomic_write_text  # noqa: E402
 from src.io.hydra_callbacks import FAILED_FILE  # noqa: E402
 
@@ -39,13 +40,10 @@ def collect(
     baseline_seen: set[tuple[str, int, object]] = set()
     found = 0
     for root in dirs:
-        if not root.exists():
-            raise ConfigError(f"'{root}' does not exist")
-        for path in sorted(root.rglob(RESULTS_FILE)):
+        for path, r in run_results(root):
             try:
-                r = json.loads(path.read_text())
                 row = (r["dataset"], int(r["ipc"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):
                 raise ConfigError(f"'{path}' is not a results file of this project") from None
             found += 1
             evaluated = evaluations(r, architecture)
@@ -61,6 +59,22 @@ def collect(
     return {row: dict(cols) for row, cols in cells.items()}
 
 
+def run_results(root: Path) -> Iterator[tuple[str, dict]]:
+    """(where, results) of every run under a directory, or in a study record (a .json file)."""
+    from src.pipelines.study import recorded_runs
+
+    if not root.exists():
+        raise ConfigError(f"'{root}' does not exist")
+    if root.is_file():
+        yield from ((f"{root}: {key}", r) for key, r in recorded_runs(root))
+        return
+    for path in sorted(root.rglob(RESULTS_FILE)):
+        try:
+            yield str(path), json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ConfigError(f"'{path}' is not a results file of this project") from None
+
+
 def evaluations(results: dict, architecture: str | None) -> dict:
     """A run's ``distilled`` / ``random_real`` evaluations: its own, or on ``architecture``."""
     source = results if architecture is None else results.get("architectures", {})
@@ -72,11 +86,9 @@ def architectures(dirs: list[Path]) -> list[str]:
     """Every architecture some run under ``dirs`` was evaluated across, in first-seen order."""
     names: dict[str, None] = {}
     for root in dirs:
-        for path in sorted(root.rglob(RESULTS_FILE)):
-            try:
-                names |= dict.fromkeys(json.loads(path.read_text()).get("architectures", {}))
-            except (json.JSONDecodeError, AttributeError):
-                continue  # collect() reports files that are not results
+        for _, results in run_results(root):
+            if isinstance(results, dict):
+                names |= dict.fromkeys(results.get("architectures", {}))
     return list(names)
 
 
@@ -85,7 +97,7 @@ def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict
     written by a sweep job that stopped on an error) and ``missing`` (a Hydra job directory
     with neither file: killed, or still running)."""
     found: dict = defaultdict(lambda: defaultdict(lambda: {"failed": 0, "missing": 0}))
-    for root in dirs:
+    for root in (d for d in dirs if d.is_dir()):
         for job in sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")}):
             if (job / RESULTS_FILE).is_file():
                 continue
@@ -106,16 +118,13 @@ def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict
 
 
 def job_identity(cfg: DictConfig) -> dict:
-    """Dataset, IPC and column label of a job from its config (for jobs without results)."""
+    """Dataset, IPC and column label of a job from its config (for jobs without results);
+    the label is the one the run would write, asked of its method and loss classes."""
+    from src.pipelines.components import run_label
+
     try:
-        loss = str(cfg.loss.get("_target_", ""))
-        hdd = "+HDD" if loss.endswith("LorentzCentroidLoss") else ""
-        return {
-            "dataset": cfg.dataset.name,
-            "ipc": int(cfg.ipc),
-            "label": cfg.method.name.upper() + hdd,
-        }
-    except (AttributeError, KeyError, TypeError, ValueError, OmegaConfBaseException):
+        return {"dataset": cfg.dataset.name, "ipc": int(cfg.ipc), "label": run_label(cfg)}
+    except (AttributeError, KeyError, TypeError, ValueError, OmegaConfBaseException, HDDError):
         return {}  # a config without these keys: not a distillation job
 
 
@@ -194,8 +203,11 @@ def save_bar_chart(path: Path, cells: dict) -> Path:
     return path
 
 
-def run_report(dirs: list[Path], out: Path | None = None) -> str:
-    """Build the table; with ``out`` also write report.md, report.csv and report.png there."""
+def run_report(dirs: list[Path], out: Path | None = None, name: str = "report") -> str:
+    """Build the table; with ``out`` also write <name>.md, .csv and .png there.
+
+    ``dirs``: run or multirun directories, or study records (src/pipelines/study.py).
+    """
     unfinished = collect_unfinished(dirs)
     cells = collect(dirs, allow_empty=bool(unfinished))
     table = to_markdown(cells, unfinished)
@@ -204,7 +216,7 @@ def run_report(dirs: list[Path], out: Path | None = None) -> str:
         table += f"\n\nEvaluated on {arch} (runs with eval.models):\n\n"
         table += to_markdown(collect(dirs, allow_empty=True, architecture=arch))
     if out is not None:
-        atomic_write_text(out / "report.md", table + "\n")
-        atomic_write_text(out / "report.csv", to_csv(cells))
-        save_bar_chart(out / "report.png", cells)
+        atomic_write_text(out / f"{name}.md", table + "\n")
+        atomic_write_text(out / f"{name}.csv", to_csv(cells))
+        save_bar_chart(out / f"{name}.png", cells)
     return table

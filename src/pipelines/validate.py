@@ -7,72 +7,16 @@ fixes a sweep's config in one round instead of one error per launch.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
+from src.checks import Problems
 from src.compute import check_chunk
 from src.data import DatasetInfo, get_dataset_info
-from src.errors import CheckpointError, ConfigError
-from src.methods.base import INITS
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
-
-
-class Problems:
-    """Collects one message per invalid value; ``raise_if_any`` reports them all at once."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, line: str) -> None:
-        """Record a problem."""
-        self.lines.append(line)
-
-    def attempt(self, build: Callable[[], Any]) -> Any:
-        """Run ``build``; a ConfigError (or CheckpointError) becomes a problem, None returned."""
-        try:
-            return build()
-        except (ConfigError, CheckpointError) as exc:
-            self.lines.extend(str(exc).splitlines())
-            return None
-
-    def int_at_least(self, value: object, key: str, low: int) -> None:
-        """``value`` must be an integer >= ``low``."""
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            self.add(f"{key} must be an integer >= {low}, got {value!r}")
-
-    def positive(self, value: object, key: str) -> None:
-        """``value`` must be a number > 0."""
-        if not _number(value) or not value > 0:
-            self.add(f"{key} must be a number > 0, got {value!r}")
-
-    def in_range(self, value: object, key: str, low: float, high: float, closed: str) -> None:
-        """``value`` must lie in the interval; ``closed`` names its closed ends ('l', 'r')."""
-        ok = _number(value) and (value >= low if "l" in closed else value > low)
-        ok = ok and (value <= high if "r" in closed else value < high)
-        if not ok:
-            interval = (
-                f"{'[' if 'l' in closed else '('}{low}, {high}{']' if 'r' in closed else ')'}"
-            )
-            self.add(f"{key} must lie in {interval}, got {value!r}")
-
-    def one_of(self, value: object, key: str, allowed: tuple) -> None:
-        """``value`` must be one of ``allowed``."""
-        if value not in allowed:
-            self.add(f"{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-
-    def raise_if_any(self) -> None:
-        """Raise one ConfigError holding every problem, one per line."""
-        if self.lines:
-            raise ConfigError("\n".join(self.lines))
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def validate_eval(cfg: DictConfig, problems: Problems | None = None) -> None:
@@ -113,7 +57,7 @@ def validate_distill(cfg: DictConfig) -> None:
     p.int_at_least(cfg.seed, "seed", 0)
     p.int_at_least(cfg.checkpoint.every, "checkpoint.every", 1)
     p.int_at_least(cfg.grid_every, "grid_every", 1)
-    _method(cfg.method, p)
+    _method(cfg, p)
     if info is not None:
         _fits_dataset(cfg, info, p)
         p.attempt(lambda: model_factory(cfg.model, info))
@@ -144,24 +88,14 @@ def validate_distill(cfg: DictConfig) -> None:
     p.raise_if_any()
 
 
-def _method(m: DictConfig, p: Problems) -> None:
-    p.int_at_least(m.batch_real, "method.batch_real", 1)
-    p.positive(m.lr_img, "method.lr_img")
-    p.in_range(m.momentum, "method.momentum", 0, 1, "l")
-    p.one_of(m.init, "method.init", INITS)
-    p.int_at_least(m.get("factor", 1), "method.factor", 1)
-    if "compile_net" in m:
-        p.one_of(m.compile_net, "method.compile_net", (True, False, "auto"))
-    p.attempt(lambda: check_chunk(m.get("embed_chunk", "auto"), "method.embed_chunk"))
-    if m.name == "idm":
-        for key in ("pool_size", "add_net_every", "match_nets", "train_batch"):
-            p.int_at_least(m[key], f"method.{key}", 1)
-        p.int_at_least(m.acc_reset_interval, "method.acc_reset_interval", 1)
-        p.attempt(lambda: check_chunk(m.get("train_chunk", "auto"), "method.train_chunk"))
-        p.int_at_least(m.train_nets, "method.train_nets", 0)
-        p.int_at_least(m.train_steps, "method.train_steps", 0)
-        p.positive(m.lr_net, "method.lr_net")
-        p.in_range(m.ce_weight, "method.ce_weight", 0, float("inf"), "l")
+def _method(cfg: DictConfig, p: Problems) -> None:
+    """The method's own check of its node, and the terms a config adds to it."""
+    from src.pipelines.components import build_terms, method_class, to_dict
+
+    cls = p.attempt(lambda: method_class(cfg.method))
+    if cls is not None:
+        cls.check_settings(to_dict(cfg.method), p)
+    p.attempt(lambda: build_terms(cfg.method))
 
 
 def _fits_dataset(cfg: DictConfig, info: DatasetInfo, p: Problems) -> None:

@@ -1,0 +1,112 @@
+"""A study as configuration: a sweep's runs, reused from their directories or from a record.
+
+A study config (``conf/experiment/study/<name>.yaml``) names its grid in
+``hydra.sweeper.params``, one directory per cell (``hydra.sweep.subdir``), ``resume: auto`` and
+``study.record``, the JSON file committed with the results. Each job of
+``python -m src.distill -m experiment=study/<name>`` then:
+
+1. takes its results from the record when the record holds its run (same directory) made
+   with the same settings, and refuses a record entry made with other settings;
+2. takes them from its directory when the run finished there;
+3. else distills, continuing an interrupted run from its checkpoint, and adds the results to
+   the record (under a file lock: parallel jobs of one sweep share it).
+
+So a study resumes across sessions from its committed record and ``src.report RECORD`` draws
+its table and plot with no training.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError
+from src.io import atomic_write_text
+from src.io.checkpoint import EXECUTION_SETTINGS, setting_differences
+
+RECORD_FORMAT = "hdd-study/1"
+
+
+def record_path(cfg: DictConfig) -> Path | None:
+    """The study record this run belongs to (None: not part of a study)."""
+    study = cfg.get("study")
+    return Path(study.record) if study and study.get("record") else None
+
+
+def run_key(cfg: DictConfig) -> str:
+    """The run's name in its record: its output directory, as the study config names it."""
+    return Path(str(cfg.paths.output_dir)).as_posix()
+
+
+def load_record(path: Path) -> dict:
+    """A study record (an empty one when the file does not exist yet)."""
+    if not path.is_file():
+        return {"format": RECORD_FORMAT, "runs": {}}
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ConfigError(f"study record '{path}' is not valid JSON") from None
+    if record.get("format") != RECORD_FORMAT:
+        raise ConfigError(f"'{path}' is not a study record ({RECORD_FORMAT})")
+    return record
+
+
+def recorded_results(cfg: DictConfig) -> dict | None:
+    """The results the record holds for this run, if it was made with the same settings."""
+    path = record_path(cfg)
+    if path is None:
+        return None
+    entry = load_record(path)["runs"].get(run_key(cfg))
+    if entry is None:
+        return None
+    now = OmegaConf.to_container(cfg, resolve=True)
+    changed = setting_differences(entry["settings"], now, ignore=EXECUTION_SETTINGS)
+    if changed:
+        raise ConfigError(
+            f"the study record '{path}' holds run '{run_key(cfg)}' made with other settings "
+            f"({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}): "
+            "change the study's run directories or remove that entry"
+        )
+    return entry["results"]
+
+
+def add_to_record(cfg: DictConfig, results: dict) -> None:
+    """Write this run's settings, overrides and results into the study record."""
+    path = record_path(cfg)
+    if path is None:
+        return
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    entry = {
+        "settings": OmegaConf.to_container(cfg, resolve=True),
+        "overrides": overrides,
+        "results": results,
+    }
+    with _locked(path):
+        record = load_record(path)
+        record["runs"][run_key(cfg)] = entry
+        record["runs"] = dict(sorted(record["runs"].items()))
+        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def recorded_runs(path: Path) -> Iterator[tuple[str, dict]]:
+    """(run name, results) of every run in a study record."""
+    for key, entry in load_record(path)["runs"].items():
+        yield key, entry["results"]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside ``path`` (jobs of a parallel sweep add in turn)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,68 @@
+"""A study as configuration: a Hydra sweep whose runs are reused from their directories or
+from the committed record, with the record's settings checked (src/pipelines/study.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from src.pipelines.report import run_report
+from tests.helpers import EVAL_TINY, compose_cfg, problem_lines, run_module
+
+GRID = ["ipc=1", "method=dm", "loss=euclidean,lorentz", "seed=0,1"]
+
+
+def _sweep(tmp_path, *extra, grid=GRID):
+    """The dm_family study on a tiny budget and 2 x 2 cells, into ``tmp_path``."""
+    return run_module(
+        "src.distill", "-m", "experiment=study/dm_family", *grid, *EVAL_TINY, "iterations=2",
+        "method.batch_real=8", "eval.epochs=1", f"study.record={tmp_path / 'record.json'}",
+        f"hydra.sweep.dir={tmp_path / 'runs'}", *extra, run_dir=tmp_path / "unused",
+    )  # fmt: skip
+
+
+def test_a_study_runs_records_and_reuses_its_runs(tmp_path):
+    first = _sweep(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    record = json.loads((tmp_path / "record.json").read_text())
+    runs = record["runs"]
+    assert len(runs) == 4 and all("/ipc1/dm/" in key for key in runs)
+    labels = sorted(entry["results"]["label"] for entry in runs.values())
+    assert labels == ["DM", "DM", "DM+HDD", "DM+HDD"]
+    entry = runs[next(k for k in runs if k.endswith("lorentz/seed1"))]
+    assert "seed=1" in entry["overrides"] and entry["settings"]["seed"] == 1
+
+    # Finished in their directories: reused, nothing distilled again.
+    again = _sweep(tmp_path)
+    assert again.returncode == 0 and again.stdout.count("reused the finished run") == 4
+
+    # A fresh clone has the committed record but no run directories: still nothing to run.
+    shutil.rmtree(tmp_path / "runs")
+    fresh = _sweep(tmp_path)
+    assert fresh.returncode == 0 and fresh.stdout.count("reused the finished run") == 4
+    assert not list((tmp_path / "runs").rglob("distilled.safetensors"))
+
+    # The report reads the record: one column per label, 2 seeds x 1 network each.
+    table = run_report([tmp_path / "record.json"])
+    assert "| DM | DM+HDD |" in table.splitlines()[0]
+    assert table.splitlines()[2].count("(2)") == 3  # random real, DM, DM+HDD
+
+
+def test_a_record_made_with_other_settings_is_refused(tmp_path):
+    one = ["ipc=1", "method=dm", "loss=euclidean", "seed=0"]
+    assert _sweep(tmp_path, grid=one).returncode == 0
+    shutil.rmtree(tmp_path / "runs")
+    other = _sweep(tmp_path, "method.lr_img=2.0", grid=one)
+    assert other.returncode == 1
+    assert any(
+        "holds run" in line and "method.lr_img" in line for line in problem_lines(other.stderr)
+    )
+
+
+def test_the_study_config_names_its_grid_and_record():
+    cfg = compose_cfg("distill", ["experiment=study/dm_family"])
+    assert (cfg.iterations, cfg.method.batch_real, cfg.eval.num_models, cfg.eval.epochs) == (
+        200, 64, 3, 300
+    )  # fmt: skip
+    assert cfg.study.record == "bench/results/dm_family.json"
+    assert cfg.resume == "auto" and cfg.reuse is True

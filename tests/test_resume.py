@@ -22,6 +22,9 @@ METHODS = {
     "dm": ["method=dm"],
     "idm": ["method=idm", "ipc=1", "method.add_net_every=2", "method.train_steps=2",
             "method.train_batch=32"],
+    "datadam": ["method=datadam"],
+    "dance": ["method=dance", "method.experts.num_experts=2", "method.experts.epochs=1",
+              "method.experts.batch_size=512", "method.experts.augment=null"],
 }  # fmt: skip
 
 
@@ -50,7 +53,7 @@ def _sigterm_at(monkeypatch, iteration: int, after_check: bool = False) -> None:
 
 
 @pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
-@pytest.mark.parametrize("method", ["dm", "idm"])
+@pytest.mark.parametrize("method", ["dm", "idm", "datadam", "dance"])
 def test_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, method, loss):
     whole = run_distill(compose_cfg("distill", _overrides(method, loss, tmp_path / "whole")))
     assert whole["label"]

@@ -1,0 +1,99 @@
+"""DANCE: interpolated experts, the calibration term against a naive loop, tiny runs with both
+losses (resume: tests/test_resume.py; the pool itself: tests/test_experts.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from src.methods.experts import interpolate
+from src.pipelines.components import build_method, load_data, run_label
+from src.pipelines.distill import run_distill
+from tests.helpers import TINY, compose_cfg
+
+# A small pool, without augmentation (tests/test_experts.py covers the protocol's own).
+EXPERTS = ["method.experts.num_experts=2", "method.experts.epochs=1",
+           "method.experts.batch_size=512", "method.experts.augment=null"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One data directory for the module: its expert pool is trained once."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def cfg_of(tmp_path, data_dir):
+    def make(*extra):
+        return compose_cfg("distill", [*TINY, "method=dance", *EXPERTS, "method.batch_real=8",
+                                       f"paths.data_dir={data_dir}",
+                                       f"paths.output_dir={tmp_path / 'run'}", *extra])  # fmt: skip
+
+    return make
+
+
+def _module(cfg):
+    info, pool = load_data(cfg.dataset, train=True)
+    module = build_method(cfg, info, pool)
+    module.setup("fit")
+    return module
+
+
+def test_the_matching_network_mixes_one_experts_start_and_end(cfg_of):
+    module = _module(cfg_of())
+    state = module.gen_pick.get_state()
+    module.pick_networks()
+    g = torch.Generator().set_state(state)
+    i = int(torch.randint(2, (), generator=g))
+    mix = float(torch.rand((), generator=g))
+    expected = interpolate(module.starts[i], module.ends[i], mix)
+    for key, value in module.net_mid.state_dict().items():
+        torch.testing.assert_close(value, expected[key])
+    for key, value in module.net_end.state_dict().items():
+        assert torch.equal(value, module.ends[i][key])
+    assert not torch.equal(
+        module.starts[i]["classifier.weight"], module.ends[i]["classifier.weight"]
+    )
+
+
+def test_calibration_is_each_classs_cross_entropy_on_the_experts_end(cfg_of):
+    module = _module(cfg_of("method.calib_weight=0.5", "augment=none"))
+    module.pick_networks()
+    got = module.calibration()
+    logits = module.net_end(module.syn_images)
+    for c in range(10):
+        rows = module.syn_labels == c
+        expected = F.cross_entropy(logits[rows], module.syn_labels[rows])
+        torch.testing.assert_close(got[c], 0.5 * expected)
+
+
+def test_lr_img_follows_the_released_rule_unless_set(cfg_of):
+    assert _module(cfg_of()).lr_img == pytest.approx(0.01 * 2)  # TINY: ipc 2
+    assert _module(cfg_of("method.lr_img=0.3")).lr_img == 0.3
+
+
+def test_clamping_keeps_the_pixels_in_the_unit_range(cfg_of):
+    module = _module(cfg_of())
+    with torch.no_grad():
+        module.syn_images.mul_(100.0)
+    module.clamp_images()
+    pixels = module.syn_images * module.pool.std + module.pool.mean
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
+    assert pixels.min() < 1e-6 and pixels.max() > 1 - 1e-6
+
+
+@pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
+def test_tiny_dance_run_per_loss(tmp_path, cfg_of, loss):
+    quiet = ["eval.random_baseline=false", "geometry.enabled=false", "logger=csv",
+             "trainer.log_every_n_steps=1"]  # fmt: skip
+    results = run_distill(cfg_of(f"loss={loss}", *quiet))
+    meta = json.loads((tmp_path / "run" / "distilled.json").read_text())
+    label = "DANCE+HDD" if loss == "lorentz" else "DANCE"
+    assert results["label"] == meta["label"] == label
+    assert meta["method"]["experts"]["num_experts"] == 2 and meta["loss"]["name"] == loss
+    header = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/match" in header and "train/calibration" in header
+    assert run_label(cfg_of("method.calib_steps=2")) == "DANCE+HDD (calib_steps 2)"

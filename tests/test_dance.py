@@ -97,3 +97,42 @@ def test_tiny_dance_run_per_loss(tmp_path, cfg_of, loss):
     header = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "train/match" in header and "train/calibration" in header
     assert run_label(cfg_of("method.calib_steps=2")) == "DANCE+HDD (calib_steps 2)"
+
+
+PUBLISHED = {"fashion_mnist": "81.5 / 86.3 / 86.9", "cifar10": "47.1 / 70.8 / 76.1",
+             "cifar100": "27.9 / 49.8 / 52.8", "tinyimagenet": "11.6 / 26.4 / 28.9"}  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", sorted(PUBLISHED))
+@pytest.mark.parametrize("ipc", [1, 10, 50])
+def test_presets_hold_the_released_settings(dataset, ipc):
+    from tests.helpers import ROOT
+
+    cfg = compose_cfg("distill", [f"experiment=dance/{dataset}_ipc{ipc}"])
+    assert (cfg.dataset.name, cfg.ipc, cfg.iterations, cfg.method.name) == (
+        dataset, ipc, 10000, "dance"
+    )  # fmt: skip
+    m = cfg.method
+    assert (m.batch_real, m.lr_img, m.lr_img_per_ipc, m.momentum, m.factor) == (
+        128,
+        None,
+        0.01,
+        0.5,
+        1,
+    )
+    assert (m.calib_steps, m.calib_weight, m.experts.num_experts, m.experts.epochs) == (
+        1,
+        1.0,
+        5,
+        60,
+    )
+    assert (m.experts.lr, m.experts.batch_size, m.experts.gamma, m.experts.cutmix) == (
+        0.01,
+        64,
+        0.2,
+        0.5,
+    )
+    assert cfg.model.get("depth") == (3 if dataset == "tinyimagenet" else None)
+    assert (cfg.eval.epochs, cfg.eval.batch_size) == (1500, 64)
+    text = (ROOT / "conf" / "experiment" / "dance" / f"{dataset}_ipc{ipc}.yaml").read_text()
+    assert PUBLISHED[dataset] in text

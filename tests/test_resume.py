@@ -25,6 +25,8 @@ METHODS = {
     "datadam": ["method=datadam"],
     "dance": ["method=dance", "method.experts.num_experts=2", "method.experts.epochs=1",
               "method.experts.batch_size=512", "method.experts.augment=null"],
+    "iid": ["method=iid", "method.experts.model=convnet_d1", "method.experts.num_experts=2",
+            "method.experts.epochs=1", "prune=random", "prune.keep_ratio=0.02"],
 }  # fmt: skip
 
 
@@ -53,7 +55,7 @@ def _sigterm_at(monkeypatch, iteration: int, after_check: bool = False) -> None:
 
 
 @pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
-@pytest.mark.parametrize("method", ["dm", "idm", "datadam", "dance"])
+@pytest.mark.parametrize("method", ["dm", "idm", "datadam", "dance", "iid"])
 def test_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, method, loss):
     whole = run_distill(compose_cfg("distill", _overrides(method, loss, tmp_path / "whole")))
     assert whole["label"]

@@ -296,6 +296,13 @@ class SyntheticSetModule(L.LightningModule):
         embedding alone (``"embed"``, which every extraction must provide)."""
         return lambda x: {EMBED: net.embed(x)}
 
+    def syn_extractor(
+        self, net: nn.Module, extract: Callable[[Tensor], dict[str, Tensor]]
+    ) -> Callable[[Tensor], dict[str, Tensor]]:
+        """What the terms read of the synthetic images: by default what they read of the real
+        ones (a method adds kinds only its synthetic terms need, e.g. IID's expert features)."""
+        return extract
+
     def match(
         self,
         net: nn.Module,
@@ -316,7 +323,7 @@ class SyntheticSetModule(L.LightningModule):
         )
         with torch.no_grad():
             real_feat = self.real_compute(net).forward(extract, x[: len(real)])
-        syn_feat = extract(x[len(real) :])
+        syn_feat = self.syn_extractor(net, extract)(x[len(real) :])
         logits = net.classifier(syn_feat[EMBED]) if with_logits else None
         features = ClassFeatures(
             real={k: v.view(n_classes, per_class, *v.shape[1:]) for k, v in real_feat.items()},

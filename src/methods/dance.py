@@ -15,7 +15,7 @@ Per outer iteration (docs/method.md §12.2), with a pool of experts trained on t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -24,10 +24,9 @@ from torch import Tensor, nn
 
 from src.checks import Problems
 from src.data.factorize import expand
-from src.errors import ConfigError
 from src.matching.terms import total
 from src.methods.base import SyntheticSetModule
-from src.methods.experts import ExpertPool, ExpertProtocol, interpolate, pool_dir
+from src.methods.experts import ExpertPool, expert_protocol, interpolate, pool_for
 from src.rng import make_generator
 
 
@@ -88,15 +87,8 @@ class DANCEModule(SyntheticSetModule):
 
     def expert_pool(self) -> ExpertPool:
         """The run's pool of experts: the run's network and real pool, this protocol."""
-        net = self.net_factory()
         key = f"{self.experts_dataset}-{len(self.pool)}"
-        directory = pool_dir(self.data_dir, key, net, self.expert_protocol)
-        description = {
-            "dataset": self.experts_dataset,
-            "pool_size": len(self.pool),
-            "network": repr(net),
-        }
-        return ExpertPool(directory, self.expert_protocol, self.net_factory, description)
+        return pool_for(self.data_dir, key, self.net_factory, self.expert_protocol)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """SGD on the synthetic images (lr_img, momentum)."""
@@ -155,18 +147,6 @@ class DANCEModule(SyntheticSetModule):
             "lr_img": self.lr_img,
             "experts": {"dataset": self.experts_dataset, **self.expert_protocol.__dict__},
         }
-
-
-def expert_protocol(settings: Mapping[str, Any]) -> ExpertProtocol:
-    """The protocol of a config's ``experts`` node (lists become tuples)."""
-    values = {
-        k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
-        for k, v in settings.items()
-    }
-    try:
-        return ExpertProtocol(**values)
-    except TypeError as exc:
-        raise ConfigError(f"method.experts: {exc}") from None
 
 
 def _to(state: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +81,30 @@ def pool_dir(data_dir: str | Path, dataset: str, net: nn.Module, protocol: Exper
     key = {"dataset": dataset, "network": repr(net), **asdict(protocol)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return Path(data_dir) / "experts" / f"{dataset}__{type(net).__name__.lower()}__{digest[:12]}"
+
+
+def expert_protocol(settings: Mapping[str, Any]) -> ExpertProtocol:
+    """The protocol of a config's ``experts`` node (lists become tuples)."""
+    values = {
+        k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+        for k, v in settings.items()
+    }
+    try:
+        return ExpertProtocol(**values)
+    except TypeError as exc:
+        raise ConfigError(f"method.experts: {exc}") from None
+
+
+def pool_for(
+    data_dir: str | Path,
+    dataset: str,
+    net_factory: Callable[[], nn.Module],
+    protocol: ExpertProtocol,
+) -> ExpertPool:
+    """The pool of ``net_factory``'s network on ``dataset`` under ``protocol``, in its place."""
+    net = net_factory()
+    directory = pool_dir(data_dir, dataset, net, protocol)
+    return ExpertPool(directory, protocol, net_factory, {"dataset": dataset, "network": repr(net)})
 
 
 class ExpertPool:

@@ -18,8 +18,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=None, help="write <name>.md/.csv/.png here")
     parser.add_argument("--name", default="report", help="file name of the outputs (no suffix)")
+    parser.add_argument(
+        "--by-method",
+        action="store_true",
+        help="study records: one row per method, one column per loss",
+    )
     args = parser.parse_args(argv)
-    print(report_errors(run_report, args.dirs, args.out, args.name))
+    print(report_errors(run_report, args.dirs, args.out, args.name, args.by_method))
 
 
 if __name__ == "__main__":

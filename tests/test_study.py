@@ -47,6 +47,13 @@ def test_a_study_runs_records_and_reuses_its_runs(tmp_path):
     assert "| DM | DM+HDD |" in table.splitlines()[0]
     assert table.splitlines()[2].count("(2)") == 3  # random real, DM, DM+HDD
 
+    # By method: a row per method, a column per loss, mean ± std over the 2 seeds.
+    lines = run_report([tmp_path / "record.json"], tmp_path, "family", by_method=True).splitlines()
+    assert lines[:4] == ["fashion_mnist IPC 1", "", "| method | own loss | +HDD |", "|---|---|---|"]
+    assert lines[4].startswith("| random real | ") and lines[4].endswith(" (2) | — |")
+    assert lines[5].startswith("| DM | ") and lines[5].count("(2)") == 2
+    assert (tmp_path / "family.png").stat().st_size > 0 and (tmp_path / "family.md").is_file()
+
 
 def test_a_record_made_with_other_settings_is_refused(tmp_path):
     one = ["ipc=1", "method=dm", "loss=euclidean", "seed=0"]

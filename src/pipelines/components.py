@@ -148,12 +148,25 @@ def build_terms(method_cfg: DictConfig) -> dict[str, FeatureTerm]:
     return {name: instantiate(node, f"method.terms.{name}") for name, node in nodes.items()}
 
 
-def run_label(cfg: DictConfig) -> str:
-    """A run's paper name from its config alone, as its method and loss classes state it."""
+def _label_pieces(cfg: DictConfig) -> tuple[type[SyntheticSetModule], MatchingLoss, dict | None]:
     loss = build_loss(cfg.loss)
     reference = cfg.get(loss.reference_node) if loss.reference_node else None
-    reference = None if reference is None else to_dict(reference)
-    return method_class(cfg.method).paper_label(to_dict(cfg.method), loss, reference)
+    return method_class(cfg.method), loss, None if reference is None else to_dict(reference)
+
+
+def run_label(cfg: DictConfig) -> str:
+    """A run's paper name from its config alone, as its method and loss classes state it."""
+    cls, loss, reference = _label_pieces(cfg)
+    return cls.paper_label(to_dict(cfg.method), loss, reference)
+
+
+def label_parts(cfg: DictConfig) -> tuple[str, str]:
+    """The method's part of a run's name (label and its variants) and the loss's (suffix and
+    variant; "" for the method's own loss at its defaults): a study's row and column."""
+    cls, loss, reference = _label_pieces(cfg)
+    variant = cls.variant(to_dict(cfg.method))
+    method = cls.label + (f" ({', '.join(variant)})" if variant else "")
+    return method, (loss.label_suffix + loss.variant(reference)).strip()
 
 
 def build_method(cfg: DictConfig, info: DatasetInfo, pool: RealPool) -> SyntheticSetModule:

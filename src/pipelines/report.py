@@ -92,6 +92,27 @@ def architectures(dirs: list[Path]) -> list[str]:
     return list(names)
 
 
+def method_report(records: list[Path], out: Path | None, name: str) -> str:
+    """The method x loss tables of study records, and their chart."""
+    from src.pipelines import method_table
+
+    cells: dict = {}
+    for path in records:
+        if not path.is_file():
+            raise ConfigError(f"--by-method reads study records (.json files); '{path}' is not one")
+        for key, rows in method_table.collect_cells(path).items():
+            for method, cols in rows.items():
+                for col, values in cols.items():
+                    cells.setdefault(key, {}).setdefault(method, {}).setdefault(col, []).extend(
+                        values
+                    )
+    table = method_table.to_markdown(cells)
+    if out is not None:
+        atomic_write_text(out / f"{name}.md", table + "\n")
+        method_table.save_chart(out / f"{name}.png", cells)
+    return table
+
+
 def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict[str, int]]]:
     """Jobs without results per (dataset, ipc) and column: ``failed`` (with a FAILED_FILE,
     written by a sweep job that stopped on an error) and ``missing`` (a Hydra job directory
@@ -203,11 +224,16 @@ def save_bar_chart(path: Path, cells: dict) -> Path:
     return path
 
 
-def run_report(dirs: list[Path], out: Path | None = None, name: str = "report") -> str:
+def run_report(
+    dirs: list[Path], out: Path | None = None, name: str = "report", by_method: bool = False
+) -> str:
     """Build the table; with ``out`` also write <name>.md, .csv and .png there.
 
-    ``dirs``: run or multirun directories, or study records (src/pipelines/study.py).
+    ``dirs``: run or multirun directories, or study records (src/pipelines/study.py);
+    ``by_method``: the records' method x loss tables instead (<name>.md and .png).
     """
+    if by_method:
+        return method_report(dirs, out, name)
     unfinished = collect_unfinished(dirs)
     cells = collect(dirs, allow_empty=bool(unfinished))
     table = to_markdown(cells, unfinished)

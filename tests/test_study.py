@@ -73,3 +73,11 @@ def test_the_study_config_names_its_grid_and_record():
     )  # fmt: skip
     assert cfg.study.record == "bench/results/dm_family.json"
     assert cfg.resume == "auto" and cfg.reuse is True
+
+
+def test_record_keys_are_relative_to_the_repository_so_a_record_holds_in_any_clone():
+    from src.pipelines.study import run_key
+    from tests.helpers import ROOT
+
+    cfg = compose_cfg("distill", [f"paths.output_dir={ROOT / 'outputs' / 'studies' / 'x'}"])
+    assert run_key(cfg) == "outputs/studies/x"

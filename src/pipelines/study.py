@@ -40,8 +40,13 @@ def record_path(cfg: DictConfig) -> Path | None:
 
 
 def run_key(cfg: DictConfig) -> str:
-    """The run's name in its record: its output directory, as the study config names it."""
-    return Path(str(cfg.paths.output_dir)).as_posix()
+    """The run's name in its record: its output directory, relative to the working directory
+    (the repository root) when inside it, so a record made in one clone holds in another."""
+    out = Path(str(cfg.paths.output_dir)).resolve()
+    try:
+        return out.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return out.as_posix()
 
 
 def load_record(path: Path) -> dict:

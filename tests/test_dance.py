@@ -14,9 +14,11 @@ from src.pipelines.components import build_method, load_data, run_label
 from src.pipelines.distill import run_distill
 from tests.helpers import TINY, compose_cfg
 
-# A small pool, without augmentation (tests/test_experts.py covers the protocol's own).
+# A small pool, without augmentation (tests/test_experts.py covers the protocol's own), of
+# experts trained on 2% of the real pool (the runs' pruned pool; the modules' subset).
 EXPERTS = ["method.experts.num_experts=2", "method.experts.epochs=1",
-           "method.experts.batch_size=512", "method.experts.augment=null"]  # fmt: skip
+           "method.experts.batch_size=512", "method.experts.augment=null",
+           "prune=random", "prune.keep_ratio=0.02"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def cfg_of(tmp_path, data_dir):
 
 def _module(cfg):
     info, pool = load_data(cfg.dataset, train=True)
-    module = build_method(cfg, info, pool)
+    module = build_method(cfg, info, pool.subset(torch.arange(0, len(pool), 50)))
     module.setup("fit")
     return module
 

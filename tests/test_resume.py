@@ -24,7 +24,8 @@ METHODS = {
             "method.train_batch=32"],
     "datadam": ["method=datadam"],
     "dance": ["method=dance", "method.experts.num_experts=2", "method.experts.epochs=1",
-              "method.experts.batch_size=512", "method.experts.augment=null"],
+              "method.experts.batch_size=512", "method.experts.augment=null", "prune=random",
+              "prune.keep_ratio=0.02"],
     "iid": ["method=iid", "method.experts.model=convnet_d1", "method.experts.num_experts=2",
             "method.experts.epochs=1", "prune=random", "prune.keep_ratio=0.02"],
 }  # fmt: skip

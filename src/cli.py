@@ -12,7 +12,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from src.errors import HDDError
+from src.errors import HDDError, RunInterrupted
 
 
 def report_errors(
@@ -21,7 +21,8 @@ def report_errors(
     """Call ``fn``; an HDDError prints ``error: ...`` lines on stderr and exits (2 by default).
 
     In a Hydra multirun job with ``in_sweep`` the error is handed to it instead and the job
-    returns, so the sweep's other jobs still run (the sweep's exit status reports it).
+    returns, so the sweep's other jobs still run (the sweep's exit status reports it); but a
+    stop request (SIGTERM: RunInterrupted) ends the whole sweep, after its job is recorded.
     """
     try:
         return fn(*args)
@@ -30,7 +31,8 @@ def report_errors(
             print(f"error: {line}", file=sys.stderr)
         if in_sweep is not None and in_multirun():
             in_sweep(exc)
-            return None
+            if not isinstance(exc, RunInterrupted):
+                return None
         sys.exit(getattr(exc, "exit_code", 2))
 
 

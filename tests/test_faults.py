@@ -32,9 +32,19 @@ def start():
 
     def start_run(run_dir: Path, *extra: str) -> subprocess.Popen:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
+        flags = [a for a in extra if a.startswith("-")]  # e.g. -m: before the overrides
+        overrides = [a for a in extra if not a.startswith("-")]
         children.append(
             subprocess.Popen(
-                [sys.executable, "-m", "src.distill", *LONG, *extra, f"hydra.run.dir={run_dir}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "src.distill",
+                    *flags,
+                    *LONG,
+                    *overrides,
+                    f"hydra.run.dir={run_dir}",
+                ],  # fmt: skip
                 cwd=REPO,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -76,6 +86,18 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_the_run_resumes(tmp_path,
     res = run_module("src.distill", *LONG, "resume=auto", f"iterations={done + 3}", run_dir=run_dir)
     assert res.returncode == 0, res.stderr
     assert load_distilled(run_dir / "distilled.safetensors").meta["iteration"] == done + 3
+
+
+def test_sigterm_stops_a_whole_sweep_not_only_its_job(tmp_path, start):
+    sweep = tmp_path / "sweep"
+    proc = start(tmp_path / "unused", "-m", "seed=0,1", "method.compile_net=false",
+                 f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}")  # fmt: skip
+    _wait_for(last_checkpoint(sweep / "0"), proc)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, stderr
+    assert (sweep / "0" / "failed.json").is_file()  # the stopped job is on record
+    assert not (sweep / "1").exists()  # and the sweep's next job never started
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.37, 0.71])

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from src.io.atomic import atomic_path  # noqa: E402
 from src.pipelines.components import label_parts  # noqa: E402
 from src.pipelines.study import load_record  # noqa: E402
+from src.viz.bars import grouped_bars  # noqa: E402
 
 OWN_LOSS = "own loss"  # the column of a method's own (Euclidean) loss at its defaults
 BASELINE = "random real"
@@ -83,22 +84,18 @@ def save_chart(path: Path, cells: dict) -> Path:
         rows = cells[key]
         methods = sorted(set(rows) - {BASELINE})
         cols = columns({m: rows[m] for m in methods})
-        width = 0.8 / max(len(cols), 1)
-        for j, c in enumerate(cols):
-            xs, means, stds = [], [], []
-            for i, m in enumerate(methods):
-                if rows[m].get(c):
-                    mean, std = _stats(rows[m][c])
-                    xs.append(i + j * width)
-                    means.append(mean)
-                    stds.append(std)
-            ax.bar(xs, means, width, yerr=stds, capsize=3, label=c)
+        grouped_bars(
+            ax,
+            methods,
+            cols,
+            lambda i, c, rows=rows, methods=methods: (
+                _stats(rows[methods[i]][c]) if rows[methods[i]].get(c) else None
+            ),
+        )
         if BASELINE in rows:
             ax.axhline(_stats(rows[BASELINE][OWN_LOSS])[0], color="grey", ls="--", label=BASELINE)
         values = [v for m in rows for vs in rows[m].values() for v in vs]
         ax.set_ylim(min(values) - 3, max(values) + 2)  # the differences, not the bars' height
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))])
-        ax.set_xticklabels(methods)
         ax.set_title(f"{key[0]} IPC {key[1]}")
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=7)

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 from src.errors import ConfigError, HDDError  # noqa: E402
 from src.io.atomic import atomic_path, atomic_write_text  # noqa: E402
 from src.io.hydra_callbacks import FAILED_FILE  # noqa: E402
+from src.viz.bars import grouped_bars  # noqa: E402
 
 RESULTS_FILE = "results.json"
 
@@ -203,19 +204,13 @@ def save_bar_chart(path: Path, cells: dict) -> Path:
     """Grouped bars (one group per dataset/IPC) with std error bars."""
     cols = columns(cells)
     rows = sorted(cells)
-    width = 0.8 / max(len(cols), 1)
     fig, ax = plt.subplots(figsize=(max(4, 1.5 * len(rows) * len(cols) / 2), 4))
-    for j, c in enumerate(cols):
-        xs, means, stds = [], [], []
-        for i, row in enumerate(rows):
-            if c in cells[row]:
-                mean, std = _stats(cells[row][c])
-                xs.append(i + j * width)
-                means.append(mean)
-                stds.append(std)
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=c)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
-    ax.set_xticklabels([f"{d}\nIPC {n}" for d, n in rows])
+    grouped_bars(
+        ax,
+        [f"{d}\nIPC {n}" for d, n in rows],
+        cols,
+        lambda i, c: _stats(cells[rows[i]][c]) if c in cells[rows[i]] else None,
+    )
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     with atomic_path(path) as tmp:

@@ -100,10 +100,9 @@ class DANCEModule(SyntheticSetModule):
 
     def clamp_images(self) -> None:
         """Keep the synthetic pixels in [0, 1] (in the normalised space the images live in)."""
-        low = (0 - self.pool.mean.to(self.device)) / self.pool.std.to(self.device)
-        high = (1 - self.pool.mean.to(self.device)) / self.pool.std.to(self.device)
+        mean, std = self.pool.mean, self.pool.std  # on the module's device since setup
         with torch.no_grad():
-            self.syn_images.copy_(torch.maximum(torch.minimum(self.syn_images, high), low))
+            self.syn_images.clamp_(min=(0 - mean) / std, max=(1 - mean) / std)
 
     def pick_networks(self) -> None:
         """Load an interpolated expert into ``net_mid`` and its end weights into ``net_end``."""

@@ -71,7 +71,10 @@ class DataDAMModule(DistillModule):
         self.power = float(power)
         self.attention_weight = float(attention_weight)
         self.task_balance = float(task_balance)
-        self.attention_layers = len(self.net_factory().stages()) - 2
+        # The attention kinds the extraction provides, one per intermediate layer.
+        self.attention_kinds = [
+            f"{ATTENTION}{i}" for i in range(len(self.net_factory().stages()) - 2)
+        ]
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any], p: Problems) -> None:
@@ -83,14 +86,10 @@ class DataDAMModule(DistillModule):
         )
         p.positive(settings.get("task_balance"), "method.task_balance")
 
-    def kinds(self) -> list[str]:
-        """The attention kinds the extraction provides, one per intermediate layer."""
-        return [f"{ATTENTION}{i}" for i in range(self.attention_layers)]
-
     def own_terms(self) -> dict[str, FeatureTerm]:
         """The attention term and the loss on the final embedding."""
         return {
-            ATTENTION: AttentionTerm(self.kinds(), self.attention_weight),
+            ATTENTION: AttentionTerm(self.attention_kinds, self.attention_weight),
             "match": LossTerm(self.loss, EMBED, 100.0 * self.task_balance),
         }
 
@@ -99,7 +98,8 @@ class DataDAMModule(DistillModule):
 
         def extract(x: Tensor) -> dict[str, Tensor]:
             stages = stage_outputs(net, x)
-            layers = zip(self.kinds(), stages[: self.attention_layers], strict=True)
+            kinds = self.attention_kinds
+            layers = zip(kinds, stages[: len(kinds)], strict=True)
             out = {kind: spatial_attention(f, self.power) for kind, f in layers}
             return out | {EMBED: stages[-1].flatten(1)}
 

@@ -26,12 +26,20 @@ METHODS = {
     "dance": ["method=dance", "method.experts.num_experts=2", "method.experts.epochs=1",
               "method.experts.batch_size=512", "method.experts.augment=null", "prune=random",
               "prune.keep_ratio=0.02"],
+    # plateau_patience 0: the AdamW learning rate is halved along the way, so the
+    # scheduler's state must resume too.
+    "ncfm": ["method=ncfm", "method.num_freqs=64", "method.plateau_patience=0",
+             "method.experts.num_experts=2", "method.experts.epochs=1",
+             "method.experts.batch_size=512", "method.experts.augment=null", "prune=random",
+             "prune.keep_ratio=0.02"],
     "iid": ["method=iid", "method.experts.model=convnet_d1", "method.experts.num_experts=2",
             "method.experts.epochs=1", "prune=random", "prune.keep_ratio=0.02"],
 }  # fmt: skip
 
 
 def _overrides(method: str, loss: str, out, *extra: str) -> list[str]:
+    if method == "ncfm" and loss != "euclidean":
+        extra = ("method.mean_weight=1.0", *extra)  # HDD is NCFM's added term
     return [*TINY, *METHODS[method], f"loss={loss}", "iterations=7", "checkpoint.every=2", *QUIET,
             f"paths.output_dir={out}", *extra]  # fmt: skip
 
@@ -56,7 +64,7 @@ def _sigterm_at(monkeypatch, iteration: int, after_check: bool = False) -> None:
 
 
 @pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
-@pytest.mark.parametrize("method", ["dm", "idm", "datadam", "dance", "iid"])
+@pytest.mark.parametrize("method", ["dm", "idm", "datadam", "dance", "iid", "ncfm"])
 def test_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, method, loss):
     whole = run_distill(compose_cfg("distill", _overrides(method, loss, tmp_path / "whole")))
     assert whole["label"]

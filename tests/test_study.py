@@ -31,6 +31,13 @@ def test_a_study_runs_records_and_reuses_its_runs(tmp_path):
     assert labels == ["DM", "DM", "DM+HDD", "DM+HDD"]
     entry = runs[next(k for k in runs if k.endswith("lorentz/seed1"))]
     assert "seed=1" in entry["overrides"] and entry["settings"]["seed"] == 1
+    # One baseline per seed is trained; the other loss's run of that seed takes it from the record.
+    assert first.stdout.count("the same images and protocol are in the study record") == 2
+    for seed in (0, 1):
+        same_seed = [e["results"] for k, e in runs.items() if k.endswith(f"seed{seed}")]
+        assert same_seed[0]["random_real_key"] == same_seed[1]["random_real_key"]
+        assert same_seed[0]["random_real"] == same_seed[1]["random_real"]
+    assert len({e["results"]["random_real_key"] for e in runs.values()}) == 2
 
     # Finished in their directories: reused, nothing distilled again.
     again = _sweep(tmp_path)
@@ -73,6 +80,19 @@ def test_the_study_config_names_its_grid_and_record():
     )  # fmt: skip
     assert cfg.study.record == "bench/results/dm_family.json"
     assert cfg.resume == "auto" and cfg.reuse is True
+
+
+def test_a_baseline_key_changes_with_the_images_labels_and_protocol():
+    import torch
+
+    from src.pipelines.study import baseline_key
+
+    images, labels = torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])
+    key = baseline_key(images, labels, {"epochs": 300})
+    assert key == baseline_key(images.clone(), labels.clone(), {"epochs": 300})
+    assert key != baseline_key(images + 1e-3, labels, {"epochs": 300})
+    assert key != baseline_key(images, labels.flip(0), {"epochs": 300})
+    assert key != baseline_key(images, labels, {"epochs": 299})
 
 
 def test_record_keys_are_relative_to_the_repository_so_a_record_holds_in_any_clone():

@@ -177,6 +177,11 @@ class SyntheticSetModule(L.LightningModule):
                 p.add(f"method.terms.{name} must be a node naming its term class in _target_")
 
     @classmethod
+    def check_loss(cls, settings: Mapping[str, Any], loss_part: str, p: Problems) -> None:
+        """Add a line to ``p`` when the run's loss (``loss_part``: its label text, "" for the
+        method's own loss at its defaults) cannot work with these settings; any can here."""
+
+    @classmethod
     def variant(cls, settings: Mapping[str, Any]) -> list[str]:
         """Label parts (``"key value"``) for ``variant_keys`` off the constructor's defaults,
         and one per term a config added (``"+name"``)."""
@@ -314,7 +319,7 @@ class SyntheticSetModule(L.LightningModule):
         ``extract`` replaces ``self.extractor(net)`` (e.g. with its compiled version).
         """
         extract = extract or self.extractor(net)
-        idx, weights = self.pool.sample(self.batch_real, self.gen_sample)
+        idx, weights = self.real_batch_indices()
         n_classes, per_class = idx.shape
         real = self.pool.get(idx)
         syn, _ = expand(self.syn_images, self.syn_labels, self.factor)
@@ -332,6 +337,10 @@ class SyntheticSetModule(L.LightningModule):
             syn_logits=None if logits is None else logits.view(n_classes, -1, logits.shape[-1]),
         )
         return {name: term(features) for name, term in self.terms.items()}, logits
+
+    def real_batch_indices(self) -> tuple[Tensor, Tensor]:
+        """A matching pass's real images: indices (C, B) and weights (C, B), 0 for padding."""
+        return self.pool.sample(self.batch_real, self.gen_sample)
 
     def log_terms(self, terms: Mapping[str, Tensor]) -> None:
         """Log each term's sum over classes as ``train/<name>``."""

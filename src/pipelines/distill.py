@@ -52,7 +52,7 @@ from src.pipelines.cross_arch import cross_table, eval_augment, evaluate_across
 from src.pipelines.diagnostics import GeometryDiagnostics, diagnostic_lift, geometry_probe
 from src.pipelines.geometry import render_geometry
 from src.pipelines.publish import GridOverTime, publish_outputs
-from src.pipelines.study import add_to_record, recorded_results
+from src.pipelines.study import add_to_record, baseline_key, recorded_baseline, recorded_results
 from src.pipelines.validate import validate_distill
 from src.pruning import FeatureCache, NoPruning, Pruner
 from src.rng import make_generator
@@ -333,7 +333,7 @@ def evaluate_final(run: Run, images: Tensor, labels: Tensor) -> dict:
         return out
     try:
         if run.baseline is not None:
-            out["random_real"] = run.evaluate(*run.baseline).as_dict()
+            out |= evaluate_baseline(run)
         if cfg.eval.final:
             out["distilled"] = run.evaluate(images, labels, factor=factor).as_dict()
         if cfg.eval.final and (cfg.eval.models or cfg.eval.robust):
@@ -350,6 +350,23 @@ def evaluate_final(run: Run, images: Tensor, labels: Tensor) -> dict:
             f"{run.out / DISTILLED_FILE}: evaluate it with python -m src.evaluate distilled=..."
         ) from None
     return out
+
+
+def evaluate_baseline(run: Run) -> dict:
+    """The random real baseline's accuracies and key, from the study record when it has them."""
+    cfg, augment = run.cfg, eval_augment(run.cfg, run.module.augment)
+    protocol = {
+        "eval": OmegaConf.to_container(cfg.eval, resolve=True),
+        "model": OmegaConf.to_container(cfg.eval.model or cfg.model, resolve=True),
+        "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
+        "seed": cfg.seed,
+        "augment": augment and {type(augment).__name__: vars(augment)},
+    }
+    key = baseline_key(*run.baseline, protocol)
+    found = recorded_baseline(cfg, key)
+    if found is not None:
+        print("random real baseline: the same images and protocol are in the study record")
+    return {"random_real": found or run.evaluate(*run.baseline).as_dict(), "random_real_key": key}
 
 
 def distilled_metadata(

@@ -11,6 +11,10 @@ A study config (``conf/experiment/study/<name>.yaml``) names its grid in
 3. else distills, continuing an interrupted run from its checkpoint, and adds the results to
    the record (under a file lock: parallel jobs of one sweep share it).
 
+The random real baseline depends only on the real images drawn and the evaluation protocol,
+not on the method or loss: a run whose baseline (same images, same protocol) is in the record
+takes its accuracies from there instead of training the same networks again.
+
 So a study resumes across sessions from its committed record and ``src.report RECORD`` draws
 its table and plot with no training.
 """
@@ -18,6 +22,7 @@ its table and plot with no training.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from src.errors import ConfigError
 from src.io import atomic_write_text
@@ -97,6 +103,26 @@ def add_to_record(cfg: DictConfig, results: dict) -> None:
         record["runs"][run_key(cfg)] = entry
         record["runs"] = dict(sorted(record["runs"].items()))
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def baseline_key(images: Tensor, labels: Tensor, protocol: dict) -> str:
+    """SHA-256 of a baseline's images, labels and evaluation protocol (all its score rests on)."""
+    digest = hashlib.sha256()
+    for tensor in (images, labels):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(json.dumps(protocol, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def recorded_baseline(cfg: DictConfig, key: str) -> dict | None:
+    """The random real accuracies of a recorded run whose baseline has this key, if any."""
+    path = record_path(cfg)
+    if path is None:
+        return None
+    for _, results in recorded_runs(path):
+        if results.get("random_real_key") == key and "random_real" in results:
+            return results["random_real"]
+    return None
 
 
 def recorded_runs(path: Path) -> Iterator[tuple[str, dict]]:

@@ -7,6 +7,7 @@ fixes a sweep's config in one round instead of one error per launch.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, ListConfig
 from src.checks import Problems
 from src.compute import check_chunk
 from src.data import DatasetInfo, get_dataset_info
+from src.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -90,11 +92,13 @@ def validate_distill(cfg: DictConfig) -> None:
 
 def _method(cfg: DictConfig, p: Problems) -> None:
     """The method's own check of its node, and the terms a config adds to it."""
-    from src.pipelines.components import build_terms, method_class, to_dict
+    from src.pipelines.components import build_terms, label_parts, method_class, to_dict
 
     cls = p.attempt(lambda: method_class(cfg.method))
     if cls is not None:
         cls.check_settings(to_dict(cfg.method), p)
+        with suppress(ConfigError):  # a bad loss node: the loss's own check reports it
+            cls.check_loss(to_dict(cfg.method), label_parts(cfg)[1], p)
     p.attempt(lambda: build_terms(cfg.method))
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from bench import machine
 from src.io import atomic_write_text
@@ -38,11 +39,20 @@ class StepTimer(L.Callback):
 
 
 def time_variant(
-    method: str, loss: str, iterations: int, warmup: int, extra: list[str]
+    method: str,
+    loss: str,
+    iterations: int,
+    warmup: int,
+    extra: list[str],
+    base: list[str] = BASE,
+    keep_every: int = 1,
 ) -> tuple[str, list[float]]:
-    """The label of one method x loss and its seconds per outer iteration (warm-up dropped)."""
-    cfg = compose_distill([*BASE, f"method={method}", f"loss={loss}", *extra, "paths.output_dir=x"])
+    """The label of one method x loss and its seconds per outer iteration (warm-up dropped);
+    ``keep_every`` k > 1 keeps every k-th real image (a small pool trains experts fast)."""
+    cfg = compose_distill([*base, f"method={method}", f"loss={loss}", *extra, "paths.output_dir=x"])
     info, pool = load_data(cfg.dataset)
+    if keep_every > 1:
+        pool = pool.subset(torch.arange(0, len(pool), keep_every))
     module = build_method(cfg, info, pool)
     module.iterations = warmup + iterations
     timer = StepTimer()

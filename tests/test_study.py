@@ -82,6 +82,26 @@ def test_the_study_config_names_its_grid_and_record():
     assert cfg.resume == "auto" and cfg.reuse is True
 
 
+def test_the_expert_rows_have_their_own_configs_budgets_and_directories():
+    def row(*overrides):
+        cfg = compose_cfg("distill", ["ipc=1", *overrides])
+        return cfg, cfg.study.row
+
+    dance, name = row("experiment=study/dm_family_dance")
+    assert name == "dance" and (dance.method.experts.num_experts, dance.method.experts.epochs) == (
+        5, 4
+    )  # fmt: skip
+    ncfm, with_term = row("experiment=study/dm_family_ncfm")
+    assert ncfm.method.experts == dance.method.experts  # one shared pool
+    assert (ncfm.method.mean_weight, ncfm.method.real_batch) == (1.0, "random")
+    _, released = row("experiment=study/dm_family_ncfm", "method.mean_weight=0")
+    assert with_term != released  # NCFM as released has its own directory and row
+    iid, name = row("experiment=study/dm_family_iid")
+    assert name == "iid" and iid.method.experts.num_experts == 2
+    _, name = row("experiment=study/dm_family_iid", "method=idm_iid")
+    assert name == "idm_iid"
+
+
 def test_a_baseline_key_changes_with_the_images_labels_and_protocol():
     import torch
 

@@ -63,3 +63,15 @@ def test_distill_and_analyze_write_the_geometry_pictures(tmp_path):
     assert sorted(p.name for p in paths) == ["levels.png", "poincare_distilled.png"]
     for path in paths:
         _nonempty_png(path)
+
+
+def test_a_capped_lifts_level_histogram_draws_without_numpy_warnings(tmp_path):
+    import warnings
+
+    from src.viz.geometry import save_level_histogram
+
+    far = {"real": torch.randn(50, 16) * 30, "synthetic": torch.randn(5, 16) * 30}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in divide" fails
+        save_level_histogram(tmp_path / "levels.png", far, 1.0, "expmap", 10.0)
+    assert (tmp_path / "levels.png").stat().st_size > 0

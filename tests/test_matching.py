@@ -130,8 +130,26 @@ def test_lorentz_loss_rejects_bad_lift_settings():
 
     with pytest.raises(ConfigError, match="loss: unknown lift 'poincare'"):
         LorentzCentroidLoss(lift="poincare")
-    with pytest.raises(ConfigError, match="expmap lift only"):
-        LorentzCentroidLoss(lift="project", max_radius=10.0)
+    with pytest.raises(ConfigError, match="max_radius must be > 0"):
+        LorentzCentroidLoss(max_radius=0.0)
+
+
+def test_switching_the_lift_alone_drops_the_expmap_cap(tmp_path):
+    from src.pipelines.components import build_loss, run_label
+    from src.pipelines.validate import validate_distill
+    from tests.helpers import compose_cfg
+
+    loss = LorentzCentroidLoss(lift="project", max_radius=10.0)
+    assert loss.max_radius is None and loss.settings()["max_radius"] is None
+    x, w = torch.randn(2, 5, 8) * 20, torch.ones(2, 5)
+    torch.testing.assert_close(loss(x, w, x[:, :2]), LorentzCentroidLoss(lift="project",
+                               max_radius=None)(x, w, x[:, :2]))  # fmt: skip
+    cfg = compose_cfg(
+        "distill", ["dataset=fashion_mnist", "loss.lift=project", f"paths.output_dir={tmp_path}"]
+    )
+    validate_distill(cfg)  # no "max_radius caps the expmap lift only"
+    assert build_loss(cfg.loss).max_radius is None
+    assert run_label(cfg) == "DM+HDD (project, k 1, scale 20)"
 
 
 def test_below_its_cap_k_only_rescales_the_capped_loss():

@@ -35,6 +35,8 @@ class LorentzCentroidLoss(MatchingLoss):
         super().__init__()
         if not k > 0:
             raise ConfigError(f"loss.k must be > 0, got {k}")
+        if lift != "expmap":
+            max_radius = None  # the cap is the expmap lift's own setting: another lift drops it
         try:
             check_lift(lift, max_radius)
         except ValueError as exc:

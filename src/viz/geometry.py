@@ -110,7 +110,10 @@ def save_level_histogram(
     }
     lo = min(float(v.min()) for v in levels.values())
     hi = max(float(v.max()) for v in levels.values())
-    bins = torch.linspace(lo - 1e-6, hi + 1e-6, 41).tolist()  # a capped lift: one level
+    # A capped lift puts every point at one level: widen the range so no bin has zero width
+    # (float64 bins: at a level of 10, float32 cannot tell 10 from 10 + 1e-6).
+    pad = max(1e-3 * max(1.0, abs(hi)), 1e-6)
+    bins = torch.linspace(lo - pad, hi + pad, 41, dtype=torch.float64).tolist()
     for name, v in levels.items():
         ax.hist(v.tolist(), bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(v)})")
     ax.set_xlabel(f"distance to the origin (k = {k})")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -14,11 +13,9 @@ from torch.utils.data import DataLoader
 from src.augment import DSA
 from src.compute import Compute, check_chunk
 from src.data import RealPool
+from src.evaluation.protocol import EvalProtocol
 from src.models import init_weights_
 from src.rng import make_generator
-
-if TYPE_CHECKING:  # the protocol module builds EvalModules
-    from src.evaluation.protocol import EvalProtocol
 
 
 class EvalModule(L.LightningModule):

@@ -95,3 +95,22 @@ def test_iid_presets_and_labels():
     assert run_label(
         compose_cfg("distill", ["method=iid", "method.cov_weight=0.1", "loss=euclidean"])
     ) == ("DM+IID (cov_weight 0.1)")
+
+
+@pytest.mark.parametrize("loss", ["euclidean", "lorentz"])
+def test_at_ipc_1_dm_iid_distills_dms_set_bitwise(tmp_path, data_dir, loss):
+    """The study's IPC-1 IID rows are DM's: neither term moves one image per class."""
+    from src.io import load_distilled
+
+    def images(method, *extra):
+        out = tmp_path / method
+        overrides = [*TINY, "ipc=1", f"method={method}", f"loss={loss}", "prune=random",
+                     "prune.keep_ratio=0.02", *extra, "eval.final=false",
+                     "eval.random_baseline=false", "geometry.enabled=false",
+                     f"paths.data_dir={data_dir}", f"paths.output_dir={out}"]  # fmt: skip
+        run_distill(compose_cfg("distill", overrides))
+        return load_distilled(out / "distilled.safetensors").images
+
+    dm, iid = images("dm"), images("iid", *EXPERTS[:4])
+    assert torch.equal(dm, iid)
+    assert not torch.equal(dm, images("dm", "iterations=1"))  # the set did move

@@ -26,10 +26,9 @@ from bench.step_time import time_variant
 from src.augment import DSA
 from src.data.pool import RealPool
 from src.io import atomic_write_text
-from src.methods.experts import expert_protocol, train_step
-from src.models import build_model
+from src.methods.experts import train_step
 from src.pipelines.compare import compose_distill
-from src.pipelines.components import build_evaluator, load_data, model_factory
+from src.pipelines.components import build_evaluator, build_method, load_data
 
 STUDY = ["experiment=fashion_mnist_bench", "logger=none", "geometry.enabled=false"]
 TINY_POOL = ["method.experts.num_experts=1", "method.experts.epochs=1"]
@@ -60,20 +59,14 @@ def iteration_seconds(data_dir: str, iterations: int) -> dict[str, float]:
 
 
 def expert_epoch_seconds(steps: int) -> dict[str, float]:
-    """Seconds per epoch of each method's expert pool on the full training set."""
+    """Seconds per epoch of each method's expert pool on the full training set (the network
+    and protocol the method itself trains its pool with)."""
     out = {}
     for method, override in POOLS.items():
         cfg = compose_distill([*STUDY, override, "paths.output_dir=x"])
-        settings = {k: v for k, v in cfg.method.experts.items() if k not in ("dataset", "model")}
-        protocol = expert_protocol(settings)
         info, pool = load_data(cfg.dataset)
-        name = cfg.method.experts.get("model")
-        if name:
-            shape = pool.images.shape
-            net = build_model(name, shape[1], info.num_classes, tuple(shape[2:]))
-        else:
-            net = model_factory(cfg.model, info)()
-        out[method] = _epoch(net, pool, protocol, steps)
+        experts = build_method(cfg, info, pool).expert_pool()
+        out[method] = _epoch(experts.net_factory(), pool, experts.protocol, steps)
         print(f"{method} expert epoch: {out[method]:.1f} s", flush=True)
     return out
 
@@ -95,14 +88,15 @@ def evaluation_seconds(epochs: int) -> dict[str, float]:
     """Seconds of one evaluation network at the study's 300 epochs, IPC 1 and 10 (a random
     real set), from two shorter trainings: fixed part + per-epoch part."""
     out = {}
+    cfg = compose_distill([*STUDY, "paths.output_dir=x"])
+    info, pool = load_data(cfg.dataset)
+    _, test = load_data(cfg.dataset, train=False)
     for ipc in (1, 10):
+        idx = pool.random_per_class(ipc, torch.Generator().manual_seed(0)).reshape(-1)
         timed = {}
         for e in (epochs, 2 * epochs):
             cfg = compose_distill([*STUDY, f"ipc={ipc}", "eval.num_models=1", f"eval.epochs={e}",
                                    "paths.output_dir=x"])  # fmt: skip
-            info, pool = load_data(cfg.dataset)
-            _, test = load_data(cfg.dataset, train=False)
-            idx = pool.random_per_class(ipc, torch.Generator().manual_seed(0)).reshape(-1)
             evaluate = build_evaluator(cfg, info, test, DSA())
             start = time.perf_counter()
             evaluate(pool.get(idx), pool.labels[idx])

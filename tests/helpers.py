@@ -22,6 +22,11 @@ CONF = str(ROOT / "conf")
 # it (tests add what they vary). EVAL_TINY is its evaluation part, which src.evaluate takes.
 EVAL_TINY = ["model.width=8", "eval.num_models=1", "eval.epochs=2", "logger=none"]
 TINY = ["dataset=fashion_mnist", "ipc=2", "iterations=3", "method.batch_real=8", *EVAL_TINY]
+# A tiny DANCE-style expert pool (DANCE, NCFM): two ConvNets, one epoch, no augmentation
+# (tests/test_experts.py covers the protocol's own), trained on 2% of the real pool.
+TINY_EXPERTS = ["method.experts.num_experts=2", "method.experts.epochs=1",
+                "method.experts.batch_size=512", "method.experts.augment=null",
+                "prune=random", "prune.keep_ratio=0.02"]  # fmt: skip
 
 
 def compose_cfg(name: str, overrides: list[str]):

@@ -13,12 +13,7 @@ from src.methods.experts import interpolate
 from src.pipelines.components import build_method, load_data, run_label
 from src.pipelines.distill import run_distill
 from tests.helpers import TINY, compose_cfg
-
-# A small pool, without augmentation (tests/test_experts.py covers the protocol's own), of
-# experts trained on 2% of the real pool (the runs' pruned pool; the modules' subset).
-EXPERTS = ["method.experts.num_experts=2", "method.experts.epochs=1",
-           "method.experts.batch_size=512", "method.experts.augment=null",
-           "prune=random", "prune.keep_ratio=0.02"]  # fmt: skip
+from tests.helpers import TINY_EXPERTS as EXPERTS
 
 
 @pytest.fixture(scope="module")

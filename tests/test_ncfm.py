@@ -15,10 +15,7 @@ from src.matching.terms import EMBED, ClassFeatures
 from src.pipelines.components import build_method, load_data, run_label
 from src.pipelines.distill import run_distill
 from tests.helpers import TINY, compose_cfg, problem_lines, run_module
-
-EXPERTS = ["method.experts.num_experts=2", "method.experts.epochs=1",
-           "method.experts.batch_size=512", "method.experts.augment=null",
-           "prune=random", "prune.keep_ratio=0.02"]  # fmt: skip
+from tests.helpers import TINY_EXPERTS as EXPERTS
 
 
 @pytest.fixture(scope="module")

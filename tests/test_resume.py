@@ -15,7 +15,7 @@ from src.io import load_distilled
 from src.io.checkpoint import RUN_STATE_KEY, last_checkpoint, load_checkpoint
 from src.methods.checkpoint import RunCheckpoint
 from src.pipelines.distill import finished_results, run_distill
-from tests.helpers import TINY, compose_cfg
+from tests.helpers import TINY, TINY_EXPERTS, compose_cfg
 
 QUIET = ["eval.final=false", "eval.random_baseline=false", "geometry.enabled=false"]
 METHODS = {
@@ -23,15 +23,10 @@ METHODS = {
     "idm": ["method=idm", "ipc=1", "method.add_net_every=2", "method.train_steps=2",
             "method.train_batch=32"],
     "datadam": ["method=datadam"],
-    "dance": ["method=dance", "method.experts.num_experts=2", "method.experts.epochs=1",
-              "method.experts.batch_size=512", "method.experts.augment=null", "prune=random",
-              "prune.keep_ratio=0.02"],
+    "dance": ["method=dance", *TINY_EXPERTS],
     # plateau_patience 0: the AdamW learning rate is halved along the way, so the
     # scheduler's state must resume too.
-    "ncfm": ["method=ncfm", "method.num_freqs=64", "method.plateau_patience=0",
-             "method.experts.num_experts=2", "method.experts.epochs=1",
-             "method.experts.batch_size=512", "method.experts.augment=null", "prune=random",
-             "prune.keep_ratio=0.02"],
+    "ncfm": ["method=ncfm", "method.num_freqs=64", "method.plateau_patience=0", *TINY_EXPERTS],
     "iid": ["method=iid", "method.experts.model=convnet_d1", "method.experts.num_experts=2",
             "method.experts.epochs=1", "prune=random", "prune.keep_ratio=0.02"],
 }  # fmt: skip

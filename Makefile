@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch bench-cross-arch-table lock clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch bench-cross-arch-table bench-released bench-precision full-cpu lock clean
 
 install: $(STAMP)
 
@@ -89,6 +89,24 @@ bench-cross-arch: install
 # The curvature study's IPC-10 sets across the instance-norm pool (resumable per cell).
 bench-cross-arch-table: install
 	$(PY) -m bench.cross_arch_table $(ARGS)
+
+# Seconds per DM-HDD iteration: the authors' released script (a checkout of Guang000/HDD at
+# RELEASED) against ours eager and compiled, whole processes alternating (about 30 minutes).
+bench-released: install
+	$(PY) -m bench.released --released $(RELEASED) $(ARGS)
+
+# float32 against bf16 autocast on this CPU (steps and gradient agreement), and how close one
+# evaluation network comes to the CPU's arithmetic ceiling.
+bench-precision: install
+	$(PY) -m bench.precision $(ARGS)
+	$(PY) -m bench.ceiling
+
+# The full protocol on the CPU (20 000 iterations, 5 x 1000 epochs), niced and resumable;
+# ARGS="ipc=1 loss=euclidean,lorentz" runs the IPC-1 half.
+full-cpu: install
+	nice -n 10 $(PY) -m src.distill -m experiment=study/fashion_mnist_full_cpu $(ARGS)
+	$(PY) -m src.report bench/results/fashion_mnist_full_cpu.json --runs --out bench/results \
+		--name fashion_mnist_full_cpu
 
 clean:
 	rm -rf outputs multirun

@@ -23,8 +23,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="study records: one row per method, one column per loss",
     )
+    parser.add_argument(
+        "--runs",
+        action="store_true",
+        help="study records: one row per run (accuracy, published figure, wall time, precision)",
+    )
     args = parser.parse_args(argv)
-    print(report_errors(run_report, args.dirs, args.out, args.name, args.by_method))
+    print(report_errors(run_report, args.dirs, args.out, args.name, args.by_method, args.runs))
 
 
 if __name__ == "__main__":

@@ -128,3 +128,40 @@ def test_runs_evaluated_across_a_pool_get_a_table_per_architecture(tmp_path):
     assert (
         "| fashion_mnist | 10 | 41.00 ± 1.00 (2) | 61.00 ± 1.00 (2) | 65.00 ± 1.00 (2) |" in alexnet
     )
+
+
+def _record_entry(label: str, ipc: int, seconds: float, precision: str) -> dict:
+    accuracies = [0.8, 0.82]
+    node = {"accuracies": accuracies, "mean": 81.0, "std": 1.41}
+    published = {"ipc1": {"DM": 70.7}, "ipc10": {"DM": 83.5}}
+    return {
+        "overrides": [],
+        "results": {"dataset": "fashion_mnist", "ipc": ipc, "label": label, "seed": 0,
+                    "distill_seconds": seconds, "threads": 2, "distilled": node},
+        "settings": {"study": {"published": published}, "iterations": 20000,
+                     "eval": {"num_models": 2, "epochs": 1000},
+                     "trainer": {"precision": precision}},
+    }  # fmt: skip
+
+
+def test_the_runs_table_holds_each_run_against_its_published_figure(tmp_path):
+    from src.pipelines.study import RECORD_FORMAT
+
+    record = tmp_path / "full.json"
+    runs = {
+        "ipc10/dm/lorentz": _record_entry("DM+HDD", 10, 9000.0, "32-true"),
+        "ipc10/dm/euclidean": _record_entry("DM", 10, 7200.0, "bf16-mixed"),
+        "ipc1/dm/euclidean": _record_entry("DM", 1, 3600.0, "32-true"),
+    }
+    record.write_text(json.dumps({"format": RECORD_FORMAT, "runs": runs}))
+    table = run_report([record], tmp_path, "full", runs=True)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert [r[:2] for r in rows] == [["1", "DM"], ["10", "DM"], ["10", "DM+HDD"]]
+    ipc, label, seed, acc, published, baseline, hours, evaluation, its, precision, _ = rows[1]
+    assert (acc, published, baseline, hours) == ("81.00 ± 1.41 (2)", "83.5", "—", "2.00")
+    assert (evaluation, its, precision) == ("2 x 1000 epochs", "20000", "bf16-mixed")
+    assert rows[0][4] == "70.7" and rows[2][4] == "—"  # no published DM+HDD figure
+    assert rows[2][6] == "2.50"
+    assert (tmp_path / "full.md").read_text().strip() == table
+    with pytest.raises(ConfigError, match="--runs reads study records"):
+        run_report([tmp_path], None, "x", runs=True)

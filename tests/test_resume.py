@@ -317,3 +317,19 @@ def test_keeping_the_previous_checkpoint_leaves_last_in_place(tmp_path, monkeypa
     assert seen == [True] and sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["previous.ckpt", *(["last.ckpt"] if hard_links else [])]
     )
+
+
+def test_a_resumed_run_reports_the_seconds_of_every_part(tmp_path, monkeypatch):
+    out = tmp_path / "split"
+    with monkeypatch.context() as m:
+        _sigterm_at(m, 3)
+        with pytest.raises(RunInterrupted):
+            run_distill(compose_cfg("distill", _overrides("dm", "euclidean", out)))
+    path = last_checkpoint(out)
+    ckpt = load_checkpoint(path)
+    assert ckpt[RUN_STATE_KEY]["distill_seconds"] > 0
+    # Say the first part took 1000 s: the finished run reports that plus its own time.
+    ckpt[RUN_STATE_KEY]["distill_seconds"] = 1000.0
+    torch.save(ckpt, path)
+    results = run_distill(compose_cfg("distill", _overrides("dm", "euclidean", out, "resume=auto")))
+    assert 1000.0 < results["distill_seconds"] < 1000.0 + 600.0

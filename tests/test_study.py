@@ -121,3 +121,11 @@ def test_record_keys_are_relative_to_the_repository_so_a_record_holds_in_any_clo
 
     cfg = compose_cfg("distill", [f"paths.output_dir={ROOT / 'outputs' / 'studies' / 'x'}"])
     assert run_key(cfg) == "outputs/studies/x"
+
+
+def test_the_full_protocol_study_is_the_field_budget():
+    cfg = compose_cfg("distill", ["experiment=study/fashion_mnist_full_cpu"])
+    assert (cfg.dataset.name, cfg.ipc, cfg.seed, cfg.iterations) == ("fashion_mnist", 10, 0, 20000)
+    assert (cfg.method.batch_real, cfg.eval.num_models, cfg.eval.epochs) == (256, 5, 1000)
+    assert cfg.trainer.precision == "32-true" and cfg.resume == "auto"
+    assert cfg.study.record == "bench/results/fashion_mnist_full_cpu.json"

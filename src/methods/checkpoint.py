@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,32 @@ class RunCheckpoint(L.Callback):
     ``previous.ckpt``, for a ``last.ckpt`` that is later found damaged.
     """
 
-    def __init__(self, path: str | Path, every: int, identity: dict, kept: Tensor | None) -> None:
+    def __init__(
+        self, path: str | Path, every: int, identity: dict, kept: Tensor | None,
+        seconds_before: float = 0.0,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.every = every
         self.identity = identity
         self.kept = kept
         self.saved_at = -1
+        self.seconds_before = seconds_before  # of the interrupted parts of the run
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Distillation seconds of the whole run so far, interrupted parts included."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """Start this part's clock."""
+        self.started = time.perf_counter()
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: Any, checkpoint: dict) -> None:
-        """Record what a resumption must reproduce: the config and the kept indices."""
-        checkpoint.setdefault(RUN_STATE_KEY, {}).update(config=self.identity, kept=self.kept)
+        """Record what a resumption must reproduce (the config and the kept indices) and the
+        seconds spent so far, so a resumed run reports its whole time."""
+        checkpoint.setdefault(RUN_STATE_KEY, {}).update(
+            config=self.identity, kept=self.kept, distill_seconds=self.seconds()
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs, batch, idx) -> None:
         """Save on schedule, at the last iteration, or because SIGTERM was received."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from src.compute.precision import cpu_bf16_native
 from src.pipelines.distill import finished_results, run_distill
 from src.pruning import FeatureCache
 
@@ -124,11 +125,23 @@ def compare_table(title: str, rows: list) -> str:
     return "\n".join(lines)
 
 
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it ('' elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else ""
+
+
 def machine() -> dict:
     """What a result file records about the machine it was measured on."""
     return {
         "platform": platform.platform(),
         "processor": platform.processor(),
+        "cpu_model": cpu_model(),
+        "bf16_native": cpu_bf16_native(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

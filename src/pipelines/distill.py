@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import lightning as L
@@ -175,7 +174,7 @@ def prepare(cfg: DictConfig, features: FeatureCache | None = None) -> Run:
         # init=real starts from (a factorised method packs these and more of the same draw).
         baseline = initial_synthetic_set(pool, cfg.ipc, "real", make_generator(cfg.seed, "init"))
     pruner = instantiate(cfg.prune, "prune")
-    resume_from, resumed_at, kept = resume_state(cfg, out)
+    resume_from, resumed_at, kept, seconds_before = resume_state(cfg, out)
     if resume_from is None:
         kept = prune_pool(cfg, info, pool, pruner, features)
     if kept is not None:
@@ -183,6 +182,7 @@ def prepare(cfg: DictConfig, features: FeatureCache | None = None) -> Run:
     module = build_method(cfg, info, pool)
     run = Run(cfg, out, info, pool, pruner, module, module.synthetic_set(), baseline, kept)
     run.resume_from, run.resumed_at = resume_from, resumed_at
+    run.seconds_before = seconds_before
     if cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0:
         _, run.test_pool = load_data(cfg.dataset, train=False)
         augment = eval_augment(cfg, module.augment)
@@ -198,25 +198,28 @@ def prepare(cfg: DictConfig, features: FeatureCache | None = None) -> Run:
     return run
 
 
-def resume_state(cfg: DictConfig, out: Path) -> tuple[Path | None, int | None, Tensor | None]:
-    """The checkpoint to resume from, its completed iterations and kept pool (or Nones)."""
+def resume_state(
+    cfg: DictConfig, out: Path
+) -> tuple[Path | None, int | None, Tensor | None, float]:
+    """The checkpoint to resume from, its completed iterations, kept pool (or Nones) and the
+    distillation seconds spent before it (0 for checkpoints that predate the count)."""
     resume_from = resolve_resume(cfg.resume, out)
     if resume_from is None:
-        return None, None, None
+        return None, None, None, 0.0
     resume_from, ckpt = load_resumable(resume_from)
     check_same_run(ckpt, cfg, resume_from)
     state = ckpt[RUN_STATE_KEY]
     resumed_at = int(state["completed_iterations"])
     print(f"resuming from {resume_from} after iteration {resumed_at}")
     # The pruned pool of the interrupted run, not a re-scoring.
-    return resume_from, resumed_at, state["kept"]
+    return resume_from, resumed_at, state["kept"], float(state.get("distill_seconds", 0.0))
 
 
 def fit(run: Run) -> tuple[L.Trainer, float]:
     """Optimise the synthetic set; a SIGTERM or a non-finite loss ends it with a clear error."""
     cfg, out, module = run.cfg, run.out, run.module
     checkpoint = RunCheckpoint(
-        last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), run.kept
+        last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), run.kept, run.seconds_before
     )
     callbacks = [
         progress_bar(),
@@ -232,7 +235,6 @@ def fit(run: Run) -> tuple[L.Trainer, float]:
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    started = time.perf_counter()
     try:
         trainer.fit(module, ckpt_path=run.resume_from, weights_only=True)
     except SIGTERMException:
@@ -248,7 +250,7 @@ def fit(run: Run) -> tuple[L.Trainer, float]:
         raise NonFiniteLossError(
             f"{exc}; the last finite set is in {out / DISTILLED_FILE}"
         ) from None
-    return trainer, time.perf_counter() - started
+    return trainer, checkpoint.seconds()
 
 
 def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:

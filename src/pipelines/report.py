@@ -114,6 +114,19 @@ def method_report(records: list[Path], out: Path | None, name: str) -> str:
     return table
 
 
+def runs_report(records: list[Path], out: Path | None, name: str) -> str:
+    """The per-run tables of study records (src/pipelines/run_table.py)."""
+    from src.pipelines import run_table
+
+    for path in records:
+        if not path.is_file():
+            raise ConfigError(f"--runs reads study records (.json files); '{path}' is not one")
+    table = "\n\n".join(run_table.to_markdown(path) for path in records)
+    if out is not None:
+        atomic_write_text(out / f"{name}.md", table + "\n")
+    return table
+
+
 def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict[str, int]]]:
     """Jobs without results per (dataset, ipc) and column: ``failed`` (with a FAILED_FILE,
     written by a sweep job that stopped on an error) and ``missing`` (a Hydra job directory
@@ -220,15 +233,22 @@ def save_bar_chart(path: Path, cells: dict) -> Path:
 
 
 def run_report(
-    dirs: list[Path], out: Path | None = None, name: str = "report", by_method: bool = False
+    dirs: list[Path],
+    out: Path | None = None,
+    name: str = "report",
+    by_method: bool = False,
+    runs: bool = False,
 ) -> str:
     """Build the table; with ``out`` also write <name>.md, .csv and .png there.
 
     ``dirs``: run or multirun directories, or study records (src/pipelines/study.py);
-    ``by_method``: the records' method x loss tables instead (<name>.md and .png).
+    ``by_method``: the records' method x loss tables instead (<name>.md and .png);
+    ``runs``: the records' runs one by one (<name>.md).
     """
     if by_method:
         return method_report(dirs, out, name)
+    if runs:
+        return runs_report(dirs, out, name)
     unfinished = collect_unfinished(dirs)
     cells = collect(dirs, allow_empty=bool(unfinished))
     table = to_markdown(cells, unfinished)

@@ -35,6 +35,7 @@ class Run:
     kept: Tensor | None = None
     resume_from: Path | None = None
     resumed_at: int | None = None
+    seconds_before: float = 0.0  # distillation seconds of the interrupted parts
     test_pool: RealPool | None = None
     evaluate: Callable[..., EvalResult] | None = None
     periodic: PeriodicEvaluation | None = None

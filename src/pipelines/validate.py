@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig
 
 from src.checks import Problems
 from src.compute import check_chunk
+from src.compute.precision import warn_if_slow_precision
 from src.data import DatasetInfo, get_dataset_info
 from src.errors import ConfigError
 
@@ -119,6 +120,7 @@ def _fits_dataset(cfg: DictConfig, info: DatasetInfo, p: Problems) -> None:
 def _trainer(t: DictConfig, p: Problems) -> None:
     p.one_of(t.accelerator, "trainer.accelerator", ACCELERATORS)
     p.one_of(str(t.precision), "trainer.precision", PRECISIONS)
+    warn_if_slow_precision(str(t.accelerator), str(t.precision))
     devices = t.devices
     count = (
         isinstance(devices, int)

@@ -8,7 +8,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -123,11 +122,6 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
             node = OmegaConf.merge(node, extra)
         loggers.append(instantiate(node, "logger"))
     return loggers
-
-
-def progress_bar() -> RichProgressBar:
-    """Lightning's rich progress bar."""
-    return RichProgressBar(leave=True)
 
 
 def method_class(method_cfg: DictConfig) -> type[SyntheticSetModule]:

@@ -40,7 +40,6 @@ from src.pipelines.components import (
     instantiate,
     load_data,
     model_factory,
-    progress_bar,
     trainer_factory,
 )
 from src.pipelines.cross_arch import eval_augment
@@ -52,6 +51,7 @@ from src.pipelines.outputs import (
     log_results,
     save_set,
 )
+from src.pipelines.progress import progress_bar
 from src.pipelines.publish import GridOverTime, publish_outputs
 from src.pipelines.run import DISTILLED_FILE, RESULTS_FILE, Run
 from src.pipelines.study import add_to_record, recorded_results

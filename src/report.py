@@ -8,6 +8,7 @@ from pathlib import Path
 
 from src.cli import report_errors
 from src.pipelines.report import run_report
+from src.pipelines.sweep_plot import plot_against
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +29,19 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="study records: one row per run (accuracy, published figure, wall time, precision)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="KEY",
+        help="a study record: plot accuracy against this setting (e.g. loss.k) instead",
+    )
+    parser.add_argument(
+        "--series", nargs="*", default=[], metavar="KEY", help="with --against: one line per value"
+    )
     args = parser.parse_args(argv)
+    if args.against:
+        plot = (args.dirs, args.out, args.name, args.against, args.series)
+        print(report_errors(plot_against, *plot))
+        return
     print(report_errors(run_report, args.dirs, args.out, args.name, args.by_method, args.runs))
 
 

@@ -129,3 +129,36 @@ def test_the_full_protocol_study_is_the_field_budget():
     assert (cfg.method.batch_real, cfg.eval.num_models, cfg.eval.epochs) == (256, 5, 1000)
     assert cfg.trainer.precision == "32-true" and cfg.resume == "auto"
     assert cfg.study.record == "bench/results/fashion_mnist_full_cpu.json"
+
+
+def test_a_killed_study_resumes_its_interrupted_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import REPO
+
+    cells = ["ipc=1", "method=dm", "loss=euclidean,lorentz", "seed=0", "iterations=300",
+             "checkpoint.every=2", "method.batch_real=8", *EVAL_TINY, "eval.epochs=1",
+             f"study.record={tmp_path / 'record.json'}",
+             f"hydra.sweep.dir={tmp_path / 'runs'}"]  # fmt: skip
+    argv = [sys.executable, "-m", "src.distill", "-m", "experiment=study/dm_family", *cells]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    run = tmp_path / "runs" / "ipc1" / "dm" / "euclidean" / "seed0"
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)  # no SIGTERM checkpoint: the rolling one must do
+    killed.wait()
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "results.json").exists()
+
+    again = run_module("src.distill", "-m", "experiment=study/dm_family", *cells,
+                       run_dir=tmp_path / "unused")  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("resuming from") == 1
+    runs = json.loads((tmp_path / "record.json").read_text())["runs"]
+    assert sorted(k.split("/")[-2] for k in runs) == ["euclidean", "lorentz"]

@@ -165,3 +165,37 @@ def test_the_runs_table_holds_each_run_against_its_published_figure(tmp_path):
     assert (tmp_path / "full.md").read_text().strip() == table
     with pytest.raises(ConfigError, match="--runs reads study records"):
         run_report([tmp_path], None, "x", runs=True)
+
+
+def test_runs_evaluated_across_a_pool_get_bars_per_architecture(tmp_path):
+    from src.pipelines.arch_plot import collect
+
+    def arch(distilled, baseline, no_aug=None):
+        node = {"distilled": {"accuracies": distilled}, "random_real": {"accuracies": baseline}}
+        if no_aug:
+            node |= {"distilled_no_aug": {"accuracies": no_aug[0]},
+                     "random_real_no_aug": {"accuracies": no_aug[1]}}  # fmt: skip
+        return node
+
+    runs = [
+        {"label": "DM", "seed": 0, "architectures": {
+            "convnet": arch([80.0], [70.0], ([75.0], [60.0])), "alexnet": arch([60.0], [40.0])}},
+        {"label": "DM+HDD", "seed": 0, "architectures": {"convnet": arch([81.0], [70.0])}},
+        {"label": "DM", "seed": 1, "architectures": {"convnet": arch([82.0], [72.0])}},
+    ]  # fmt: skip
+    panels = collect(runs)
+    assert panels[""] == {
+        "DM": {"convnet": [80.0, 82.0], "alexnet": [60.0]},
+        "random real": {"convnet": [70.0, 72.0], "alexnet": [40.0]},  # seed 0's once
+        "DM+HDD": {"convnet": [81.0]},
+    }
+    assert panels["_no_aug"] == {"DM": {"convnet": [75.0]}, "random real": {"convnet": [60.0]}}
+
+    sweep = tmp_path / "multirun"
+    for i, results in enumerate(runs):
+        (sweep / str(i)).mkdir(parents=True)
+        body = results | {"dataset": "fashion_mnist", "ipc": 10, "distilled": {"accuracies": [1.0]}}
+        (sweep / str(i) / "results.json").write_text(json.dumps(body))
+    run_report([sweep], tmp_path, "pool")
+    image = mpimg.imread(tmp_path / "pool_architectures.png")
+    assert image.shape[1] > 2 * image.shape[0]  # two panels: with and without augmentation

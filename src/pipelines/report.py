@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 from src.errors import ConfigError, HDDError  # noqa: E402
 from src.io.atomic import atomic_path, atomic_write_text  # noqa: E402
 from src.io.hydra_callbacks import FAILED_FILE  # noqa: E402
+from src.pipelines import arch_plot  # noqa: E402
 from src.viz.bars import grouped_bars  # noqa: E402
 
 RESULTS_FILE = "results.json"
@@ -260,4 +261,6 @@ def run_report(
         atomic_write_text(out / f"{name}.md", table + "\n")
         atomic_write_text(out / f"{name}.csv", to_csv(cells))
         save_bar_chart(out / f"{name}.png", cells)
+        runs = [r for root in dirs for _, r in run_results(root)]
+        arch_plot.save_plot(runs, out / f"{name}_architectures.png")
     return table

@@ -26,9 +26,7 @@ def runs_on_cpu(accelerator: str) -> bool:
 
 def slow_precision(accelerator: str, precision: str) -> str | None:
     """Why ``precision`` on ``accelerator`` would be slow here, or None when it is not."""
-    if not (str(precision).startswith("bf16") and runs_on_cpu(accelerator)):
-        return None
-    if cpu_bf16_native():
+    if not (str(precision).startswith("bf16") and runs_on_cpu(accelerator)) or cpu_bf16_native():
         return None
     return (
         f"trainer.precision={precision} on a CPU without native bfloat16 (no AVX-512 BF16 "

@@ -181,8 +181,7 @@ def prepare(cfg: DictConfig, features: FeatureCache | None = None) -> Run:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
     module = build_method(cfg, info, pool)
     run = Run(cfg, out, info, pool, pruner, module, module.synthetic_set(), baseline, kept)
-    run.resume_from, run.resumed_at = resume_from, resumed_at
-    run.seconds_before = seconds_before
+    run.resume_from, run.resumed_at, run.seconds_before = resume_from, resumed_at, seconds_before
     if cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0:
         _, run.test_pool = load_data(cfg.dataset, train=False)
         augment = eval_augment(cfg, module.augment)

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS   ?=
 
-.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps bench-accuracy bench-accuracy-idm bench-pruning bench-curvature bench-cross-arch bench-cross-arch-table bench-released bench-precision full-cpu lock clean
+.PHONY: install test test-slow demo sweep-demo distill lint format bench bench-steps study study-reports bench-cross-arch bench-released bench-precision full-cpu lock clean
 
 install: $(STAMP)
 
@@ -64,31 +64,20 @@ bench: install
 bench-steps: install
 	$(PY) -m bench.step_time
 
-# Issue-2 accuracy benchmark: Fashion-MNIST IPC 10, 200 iterations, batch_real 64,
-# 3 evaluation nets x 300 epochs, random real vs DM vs DM+HDD on the same seed.
-bench-accuracy: install
-	$(PY) -m bench.accuracy --method dm
+# A study (conf/experiment/study/$(STUDY).yaml), niced and resumable per run; ARGS: more
+# overrides (the config's header lists the grid's commands), then its reports.
+study: install
+	nice -n 10 $(PY) -m src.distill -m experiment=study/$(STUDY) $(ARGS)
+	$(PY) -m src.report --study $(STUDY)
 
-# The same budget for IDM vs IDM+HDD (hours on a 2-core CPU; minutes on a GPU).
-bench-accuracy-idm: install
-	$(PY) -m bench.accuracy --method idm
-
-# Pruning benchmark: DM+HDD, kept ratio and criterion vs accuracy, 3 seeds (resumable).
-bench-pruning: install
-	$(PY) -m bench.pruning
-
-# Curvature and lift study: DM vs DM+HDD (three lifts) against k, IPC 1 then 10, 3 seeds
-# (resumable per run; about 7 hours on a 2-core CPU). ARGS="--ipcs 1" runs one half.
-bench-curvature: install
-	$(PY) -m bench.curvature $(ARGS)
+# Every committed study's tables, plots and README blocks, from their records (no training).
+STUDIES ?= accuracy curvature pruning cross_arch_table dm_family
+study-reports: install
+	$(PY) -m src.report --study $(STUDIES)
 
 # Cross-architecture evaluation against the single-architecture ones it replaces.
 bench-cross-arch: install
 	$(PY) -m bench.cross_arch $(ARGS)
-
-# The curvature study's IPC-10 sets across the instance-norm pool (resumable per cell).
-bench-cross-arch-table: install
-	$(PY) -m bench.cross_arch_table $(ARGS)
 
 # Seconds per DM-HDD iteration: the authors' released script (a checkout of Guang000/HDD at
 # RELEASED) against ours eager and compiled, whole processes alternating (about 30 minutes).
@@ -105,8 +94,7 @@ bench-precision: install
 # ARGS="ipc=1 loss=euclidean,lorentz" runs the IPC-1 half.
 full-cpu: install
 	nice -n 10 $(PY) -m src.distill -m experiment=study/fashion_mnist_full_cpu $(ARGS)
-	$(PY) -m src.report bench/results/fashion_mnist_full_cpu.json --runs --out bench/results \
-		--name fashion_mnist_full_cpu
+	$(PY) -m src.report --study fashion_mnist_full_cpu
 
 clean:
 	rm -rf outputs multirun

@@ -38,6 +38,8 @@ def test_a_study_runs_records_and_reuses_its_runs(tmp_path):
         assert same_seed[0]["random_real_key"] == same_seed[1]["random_real_key"]
         assert same_seed[0]["random_real"] == same_seed[1]["random_real"]
     assert len({e["results"]["random_real_key"] for e in runs.values()}) == 2
+    # Each set's digest is recorded: the two losses distil different sets, each seed its own.
+    assert len({e["results"]["set_sha256"] for e in runs.values()}) == 4
 
     # Finished in their directories: reused, nothing distilled again.
     again = _sweep(tmp_path)

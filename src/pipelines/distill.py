@@ -54,7 +54,7 @@ from src.pipelines.outputs import (
 from src.pipelines.progress import progress_bar
 from src.pipelines.publish import GridOverTime, publish_outputs
 from src.pipelines.run import DISTILLED_FILE, RESULTS_FILE, Run
-from src.pipelines.study import add_to_record, recorded_results
+from src.pipelines.study import add_to_record, recorded_results, tensor_digest
 from src.pipelines.validate import validate_distill
 from src.pruning import FeatureCache, NoPruning, Pruner
 from src.rng import make_generator
@@ -259,6 +259,7 @@ def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:
     meta = distilled_metadata(cfg, info, module, run.pruner)
     results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
     results |= {"seed": cfg.seed, "distill_seconds": seconds, "threads": torch.get_num_threads()}
+    results["set_sha256"] = tensor_digest(images)  # two settings may distil the very same set
     if not trainer.is_global_zero:
         return results  # under DDP rank 0 alone writes, pictures and evaluates
     save_set(run, images, labels, meta)

@@ -94,6 +94,18 @@ def architectures(dirs: list[Path]) -> list[str]:
     return list(names)
 
 
+def robust_tables(dirs: list[Path]) -> str:
+    """Each run evaluated across a pool: its architectures with the robust scores."""
+    from src.pipelines.cross_arch import cross_table
+
+    text = ""
+    for _, r in (found for root in dirs for found in run_results(root)):
+        if "architectures" in r:
+            title = f"**{r['label']}**, {r['dataset']} IPC {r['ipc']}, seed {r.get('seed')}"
+            text += "\n\n" + cross_table(r["architectures"], title)
+    return text
+
+
 def method_report(records: list[Path], out: Path | None, name: str) -> str:
     """The method x loss tables of study records, and their chart."""
     from src.pipelines import method_table
@@ -126,6 +138,42 @@ def runs_report(records: list[Path], out: Path | None, name: str) -> str:
     if out is not None:
         atomic_write_text(out / f"{name}.md", table + "\n")
     return table
+
+
+def settings_report(
+    records: list[Path],
+    out: Path | None,
+    name: str,
+    keys: list[str],
+    pivot: str | None = None,
+    diagnostics: bool = False,
+    readme: Path | None = None,
+) -> str:
+    """The settings tables of one study record (src/pipelines/settings_table.py): written into
+    the block named ``name`` of ``readme``, or else to ``<out>/<name>.md``."""
+    from src.pipelines import settings_table
+
+    if len(records) != 1 or not records[0].is_file():
+        raise ConfigError("--table reads one study record (a .json file)")
+    if pivot:
+        table = settings_table.pivot_markdown(records[0], keys, pivot)
+    else:
+        table = settings_table.to_markdown(records[0], keys, diagnostics)
+    if readme is not None:
+        replace_block(readme, name, table)  # a block of a file, not a file of its own
+    elif out is not None:
+        atomic_write_text(out / f"{name}.md", table + "\n")
+    return table
+
+
+def replace_block(path: Path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- name -->`` and ``<!-- /name -->`` in a file."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    content = path.read_text()
+    if begin not in content or end not in content:
+        raise ConfigError(f"'{path}' has no block {begin} ... {end}")
+    start, stop = content.index(begin) + len(begin), content.index(end)
+    atomic_write_text(path, content[:start] + "\n" + text + "\n" + content[stop:])
 
 
 def collect_unfinished(dirs: list[Path]) -> dict[tuple[str, int], dict[str, dict[str, int]]]:
@@ -257,6 +305,7 @@ def run_report(
     for arch in architectures(dirs):
         table += f"\n\nEvaluated on {arch} (runs with eval.models):\n\n"
         table += to_markdown(collect(dirs, allow_empty=True, architecture=arch))
+    table += robust_tables(dirs)
     if out is not None:
         atomic_write_text(out / f"{name}.md", table + "\n")
         atomic_write_text(out / f"{name}.csv", to_csv(cells))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,6 +106,11 @@ def add_to_record(cfg: DictConfig, results: dict) -> None:
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
+def tensor_digest(tensor: Tensor) -> str:
+    """SHA-256 of a tensor's bytes (row-major, on the CPU)."""
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
 def baseline_key(images: Tensor, labels: Tensor, protocol: dict) -> str:
     """SHA-256 of a baseline's images, labels and evaluation protocol (all its score rests on)."""
     digest = hashlib.sha256()
@@ -129,6 +135,26 @@ def recorded_runs(path: Path) -> Iterator[tuple[str, dict]]:
     """(run name, results) of every run in a study record."""
     for key, entry in load_record(path)["runs"].items():
         yield key, entry["results"]
+
+
+def study_reports(names: list[str]) -> list[list[str]]:
+    """The ``src.report`` command lines of each named study: its record, then each entry of its
+    config's ``study.reports``, written beside the record."""
+    from hydra.errors import MissingConfigException
+
+    from src.pipelines.compare import compose_distill
+
+    commands = []
+    for name in names:
+        try:
+            study = compose_distill([f"experiment=study/{name}"]).study
+        except MissingConfigException:
+            raise ConfigError(f"no study config conf/experiment/study/{name}.yaml") from None
+        if not study.get("reports"):
+            raise ConfigError(f"study '{name}' names no reports (study.reports)")
+        out = ["--out", str(Path(study.record).parent)]
+        commands += [[study.record, *shlex.split(line), *out] for line in study.reports]
+    return commands
 
 
 @contextmanager

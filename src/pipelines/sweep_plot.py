@@ -36,6 +36,15 @@ def setting(settings: dict, key: str) -> Any:
     return node
 
 
+def shown(key: str, value: object) -> str:
+    """``key value`` for a row name; a class path (``prune._target_``) by its class name."""
+    if key.endswith("._target_"):
+        return str(value).rsplit(".", 1)[-1]
+    value = "null" if value is None else value
+    short = key.rsplit(".", 1)[-1]
+    return f"{short} {value:g}" if isinstance(value, float) else f"{short} {value}"
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample std (0 for one value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
@@ -56,7 +65,7 @@ def collect(record_path: Path, against: str, series: list[str]) -> dict:
         if x is MISSING or x is None:
             panel["bands"][results["label"]].append(accuracy)
             continue
-        name = ", ".join(f"{key.split('.')[-1]} {setting(settings, key)}" for key in series)
+        name = ", ".join(shown(key, setting(settings, key)) for key in series)
         panel["lines"][name or against][float(x)].append(accuracy)
     if not panels:
         raise ConfigError(f"study record '{record_path}' holds no finished run")

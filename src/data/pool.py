@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import Tensor
 
@@ -106,9 +108,62 @@ class RealPool:
         indices, _ = self.sample(n, generator)
         return indices[:, :n]
 
+    def content_digest(self) -> str:
+        """SHA-1 of the images and labels (what features computed from the pool depend on)."""
+        digest = hashlib.sha1(self.images.cpu().numpy().tobytes())
+        digest.update(self.labels.cpu().numpy().tobytes())
+        return digest.hexdigest()
+
     def subset(self, keep: Tensor) -> RealPool:
         """A new pool holding only the samples at indices ``keep`` (e.g. after pruning)."""
         keep = keep.to(self.images.device)
         pool = RealPool(self.images[keep], self.labels[keep], self.num_classes, (0.0,), (1.0,))
         pool.mean, pool.std = self.mean, self.std
+        return pool
+
+
+class MappedPool(RealPool):
+    """A RealPool over a memory-mapped store (src/data/store.py): the images stay in the file
+    and on the CPU; each batch reads only the rows it gathers and is normalised on the device
+    the pool was sent to. ``identity``: the store's checksums, standing for its content."""
+
+    def __init__(self, images: Tensor, labels: Tensor, num_classes: int, mean, std,
+                 identity: str) -> None:  # fmt: skip
+        super().__init__(images, labels, num_classes, mean, std)
+        self.identity = identity
+        self._device = torch.device("cpu")
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches are normalised (the images themselves stay mapped)."""
+        return self._device
+
+    def to(self, device: torch.device | str) -> MappedPool:
+        """Send batches, labels and normalisation constants to ``device``; returns self."""
+        self._device = torch.device(device)
+        self.labels, self.mean, self.std = (
+            t.to(device) for t in (self.labels, self.mean, self.std)
+        )
+        return self
+
+    def nbytes(self) -> int:
+        """Memory held by stored images: none, they are read from the file as needed."""
+        return 0
+
+    def get(self, indices: Tensor) -> Tensor:
+        """Normalised float32 images at ``indices``, read from the file (only those rows)."""
+        rows = self.images[indices.reshape(-1).cpu()]
+        return self.normalize(rows.to(self._device))
+
+    def content_digest(self) -> str:
+        """The store's checksums (reading the images again would cost a pass over the file)."""
+        return self.identity
+
+    def subset(self, keep: Tensor) -> RealPool:
+        """An in-memory pool of the kept samples (read in file order)."""
+        keep = keep.cpu().sort().values
+        pool = RealPool(
+            self.images[keep], self.labels.cpu()[keep], self.num_classes, (0.0,), (1.0,)
+        )
+        pool.mean, pool.std = self.mean.cpu(), self.std.cpu()
         return pool

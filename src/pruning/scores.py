@@ -37,8 +37,7 @@ class FeatureCache:
 def features_key(pool: RealPool, net: nn.Module, num_nets: int, generator: torch.Generator) -> str:
     """What the averaged features depend on: pool content, architecture, count, generator state."""
     digest = hashlib.sha1()
-    digest.update(pool.images.cpu().numpy().tobytes())
-    digest.update(pool.labels.cpu().numpy().tobytes())
+    digest.update(pool.content_digest().encode())
     digest.update(repr(net).encode())
     digest.update(f"{num_nets}|{pool.device}|".encode())
     digest.update(generator.get_state().numpy().tobytes())

@@ -163,3 +163,52 @@ def test_prepare_builds_and_describes_a_folder_store(folder, tmp_path):
     missing = run_module("src.prepare", f"folder={tmp_path / 'none'}", run_dir=tmp_path / "r2")
     assert missing.returncode != 0
     assert_one_error_line(missing, "does not exist")
+
+
+@pytest.fixture
+def split_tree(tmp_path):
+    """An ImageFolder tree with train/ and val/ splits of 3 classes (val lists them too)."""
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 4), ("val", 2)):
+        for name in ("a", "b", "c"):
+            for i in range(n):
+                path = tmp_path / "tree" / split / name / f"{i}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                array = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+                Image.fromarray(array).save(path)
+    return tmp_path / "tree"
+
+
+def test_an_image_folder_data_set_distils_from_its_stores(split_tree, tmp_path):
+    from src.pipelines.distill import run_distill
+
+    folder = ["dataset=imagefolder", f"dataset.folder={split_tree}", "dataset.size=16",
+              "dataset.workers=1", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    overrides = [*TINY, *folder, "ipc=1", "method.batch_real=2", f"paths.output_dir={tmp_path}/o"]
+    results = run_distill(compose_cfg("distill", overrides))
+    assert results["dataset"] == "imagefolder" and results["ipc"] == 1
+    stores = tmp_path / "data" / "stores" / "imagefolder-16px"
+    train, test = open_store(stores / "train"), open_store(stores / "test")
+    assert train.manifest["counts"] == [4, 4, 4] and test.manifest["counts"] == [2, 2, 2]
+    assert train.manifest["class_names"] == test.manifest["class_names"] == ["a", "b", "c"]
+    # A missing folder is one clear line before anything runs.
+    bad = run_module("src.distill", *TINY, "dataset=imagefolder", f"dataset.folder={tmp_path}/x",
+                     run_dir=tmp_path / "bad")  # fmt: skip
+    assert bad.returncode != 0
+    assert_one_error_line(bad, "does not exist")
+
+
+def test_the_imagenet_presets_name_their_classes_size_and_statistics():
+    woof = compose_cfg("distill", ["dataset=imagewoof"]).dataset
+    nette = compose_cfg("distill", ["dataset=imagenette"]).dataset
+    assert (woof.size, nette.size, len(woof.classes), len(nette.classes)) == (128, 128, 10, 10)
+    assert nette.classes[0] == "n01440764" and woof.classes[0] == "n02096294"  # tench; terrier
+    assert not set(woof.classes) & set(nette.classes)
+    assert compose_cfg("distill", ["dataset=imagenet_64"]).dataset.size == 64
+    from src.models import default_depth
+
+    assert (default_depth((128, 128)), default_depth((64, 64)), default_depth((32, 32))) == (
+        5,
+        4,
+        3,
+    )

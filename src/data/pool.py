@@ -125,12 +125,13 @@ class RealPool:
 class MappedPool(RealPool):
     """A RealPool over a memory-mapped store (src/data/store.py): the images stay in the file
     and on the CPU; each batch reads only the rows it gathers and is normalised on the device
-    the pool was sent to. ``identity``: the store's checksums, standing for its content."""
+    the pool was sent to. ``identity``: the store's checksums, standing for its content;
+    ``path``: the store's folder."""
 
     def __init__(self, images: Tensor, labels: Tensor, num_classes: int, mean, std,
-                 identity: str) -> None:  # fmt: skip
+                 identity: str, path=None) -> None:  # fmt: skip
         super().__init__(images, labels, num_classes, mean, std)
-        self.identity = identity
+        self.identity, self.path = identity, path
         self._device = torch.device("cpu")
 
     @property

@@ -35,13 +35,15 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18_bn": partial(ResNet18, norm="batchnorm"),
 }
 
-# These pick their depth from the image size unless one is given (64x64 needs 4 blocks for 4x4).
+# These pick their depth from the image size unless one is given: a 4x4 map before the classifier
+# (64x64 needs 4 blocks; 128x128, ImageNette and ImageWoof as MTT and NCFM run them, 5).
 _AUTO_DEPTH = ("convnet", "convnet_bn")
 
 
 def default_depth(im_size: Sequence[int]) -> int:
-    """ConvNet depth for an image size: 4 for 64x64 and larger, else 3."""
-    return 4 if min(im_size) >= 64 else 3
+    """ConvNet depth for an image size: 5 for 128x128 and larger, 4 for 64x64, else 3."""
+    side = min(im_size)
+    return 5 if side >= 128 else 4 if side >= 64 else 3
 
 
 def build_model(

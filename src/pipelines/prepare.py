@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from src.data import get_dataset_info, mapped_pool, store_path
 from src.data.sources import folder_source
 from src.data.store import build_store, open_store
 from src.errors import ConfigError
+from src.pipelines.components import load_data
 
 
 def describe(path: Path) -> str:
@@ -34,11 +34,10 @@ def run_prepare(cfg: DictConfig) -> list[Path]:
         unknown = set(cfg.splits) - {"train", "test"}
         if unknown:
             raise ConfigError(f"splits are train and test, got {sorted(unknown)}")
-        info, root = get_dataset_info(cfg.dataset.name), cfg.dataset.root
-        paths = []
-        for split in cfg.splits:
-            mapped_pool(info, root, train=split == "train", download=cfg.dataset.download)
-            paths.append(store_path(root, info.name, split == "train"))
+        node = cfg.dataset
+        if node.get("folder") is None:  # a registry data set: read (and so built) from stores
+            node = OmegaConf.merge(node, {"store": True})
+        paths = [load_data(node, train=split == "train")[1].path for split in cfg.splits]
     for path in paths:
         print(describe(path))
     return paths

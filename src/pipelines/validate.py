@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig
 from src.checks import Problems
 from src.compute import check_chunk
 from src.compute.precision import warn_if_slow_precision
-from src.data import DatasetInfo, get_dataset_info
+from src.data import DatasetInfo, dataset_info
 from src.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -54,7 +54,7 @@ def validate_distill(cfg: DictConfig) -> None:
     from src.pipelines.cross_arch import architecture_specs
 
     p = Problems()
-    info: DatasetInfo | None = p.attempt(lambda: get_dataset_info(cfg.dataset.name))
+    info: DatasetInfo | None = p.attempt(lambda: dataset_info(cfg.dataset))
     p.int_at_least(cfg.ipc, "ipc", 1)
     p.int_at_least(cfg.iterations, "iterations", 1)
     p.int_at_least(cfg.seed, "seed", 0)

@@ -1,0 +1,207 @@
+"""The on-disk store measured: memory bounded by the step, and speed against the in-memory pool.
+
+``python -m bench.store [--classes 200] [--per-class 1300] [--size 64] [--limit-gib 1]``
+
+1. Speed (one process, alternating): seconds per DM+HDD iteration on Fashion-MNIST at the
+   released script's settings (IPC 10, batch_real 256) with the split in memory and read from
+   its store (``dataset.store=true``).
+2. Memory: a generated ImageFolder tree (``--classes`` x ``--per-class`` JPEG images at
+   ``--size`` px, plus 5 test images per class; written under ``--scratch``, never committed) is
+   built into a store (``python -m src.prepare``, timed) and distilled by DM+HDD
+   (``dataset=imagefolder``) in a process whose memory a cgroup caps at ``--limit-gib``, far
+   below the store's size; its resident memory is sampled every 0.2 s (total, anonymous and
+   file-backed: the mapped store's pages are the latter, which the kernel may drop).
+
+Writes ``bench/results/store.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench import machine
+from src.io import atomic_write_text
+
+RESULTS = Path(__file__).parent / "results"
+CGROUP = Path("/sys/fs/cgroup/memory")  # cgroup v1's memory controller, where writable
+
+
+def write_class(args: tuple[Path, int, int, int]) -> None:
+    """One class folder of smooth random JPEG images (seeded by the class)."""
+    from PIL import Image
+
+    folder, c, n, size = args
+    rng = np.random.default_rng(c)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        image = Image.fromarray(coarse).resize((size, size), Image.Resampling.BILINEAR)
+        image.save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def generate(root: Path, classes: int, per_class: int, size: int) -> None:
+    """The ImageFolder tree train/<class>/ and val/<class>/ (skipped when complete)."""
+    done = root / "complete"
+    if done.is_file() and done.read_text() == f"{classes} {per_class} {size}":
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    jobs = [(root / split / f"class{c:04d}", c, n, size)
+            for split, n in (("train", per_class), ("val", 5)) for c in range(classes)]  # fmt: skip
+    started = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        for k, _ in enumerate(pool.map(write_class, jobs), 1):
+            if k % 50 == 0:
+                print(f"generated {k}/{len(jobs)} class folders", flush=True)
+    done.write_text(f"{classes} {per_class} {size}")
+    print(f"generated the tree in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def speed(rounds: int, iterations: int, data_dir: str) -> dict[str, list[float]]:
+    """Median s/iteration per round of DM+HDD with the pool in memory and from its store."""
+    from bench.step_time import time_variant
+
+    base = ["dataset=fashion_mnist", "ipc=10", "method.batch_real=256", "logger=none",
+            "geometry.enabled=false", f"paths.data_dir={data_dir}"]  # fmt: skip
+    out: dict[str, list[float]] = {"in memory": [], "store": []}
+    for _ in range(rounds):
+        for name, store in (("in memory", "false"), ("store", "true")):
+            _, times = time_variant(
+                "dm", "lorentz", iterations, 1, [f"dataset.store={store}"], base
+            )
+            out[name].append(statistics.median(times))
+            print(f"{name}: {out[name][-1]:.3f} s / iteration", flush=True)
+    return out
+
+
+def sample_memory(pid: int) -> dict[str, int]:
+    """Resident memory of a process in KiB: total, anonymous, file-backed."""
+    fields = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file"}
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key = line.split(":")[0]
+            if key in fields:
+                out[fields[key]] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def limited(limit: int) -> Path | None:
+    """A cgroup capping memory (and memory + swap) at ``limit`` bytes (None: none can be made)."""
+    group = CGROUP / f"hdd_store_bench_{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(limit))
+        memsw = group / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            memsw.write_text(str(limit))
+    except OSError:
+        return None
+    return group
+
+
+def distill_capped(tree: Path, data_dir: Path, size: int, iterations: int, limit: int) -> dict:
+    """Distil the generated data set under the memory cap; peaks of its resident memory."""
+    argv = [sys.executable, "-m", "src.distill", "dataset=imagefolder", f"dataset.folder={tree}",
+            f"dataset.size={size}", f"paths.data_dir={data_dir}", "ipc=1",
+            f"iterations={iterations}",
+            "method.batch_real=16", "loss=lorentz", "eval.final=false", "logger=none",
+            "geometry.enabled=false", f"checkpoint.every={iterations}",
+            f"paths.output_dir={data_dir / 'run'}"]  # fmt: skip
+    group = limited(limit)
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if group is not None:
+        (group / "cgroup.procs").write_text(str(process.pid))
+    peaks = {"rss": 0, "anon": 0, "file": 0}
+    while process.poll() is None:
+        for key, value in sample_memory(process.pid).items():
+            peaks[key] = max(peaks[key], value)
+        time.sleep(0.2)
+    output = process.stdout.read()
+    result = {"returncode": process.returncode, "seconds": time.perf_counter() - started,
+              "peak_kib": peaks, "capped": group is not None, "limit_bytes": limit}  # fmt: skip
+    if group is not None:
+        result["cgroup_peak_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
+        group.rmdir()
+    if process.returncode != 0:
+        result["tail"] = output[-2000:]
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure speed, then memory; write the table and the record."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=200)
+    parser.add_argument("--per-class", type=int, default=1300)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--limit-gib", type=float, default=1.0)
+    parser.add_argument("--iterations", type=int, default=10, help="of the capped distillation")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/hdd_store_bench"))
+    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    record: dict = {"command": " ".join(["python -m bench.store", *given]), "machine": machine()}
+    record["speed"] = speed(args.rounds, 5, str(args.scratch / "fmnist"))
+    tree, data = args.scratch / "tree", args.scratch / "data"
+    generate(tree, args.classes, args.per_class, args.size)
+    store = data / "stores" / f"imagefolder-{args.size}px" / "train"
+    if not (store / "manifest.json").is_file():
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "src.prepare", "dataset=imagefolder",
+                        f"dataset.folder={tree}", f"dataset.size={args.size}",
+                        f"paths.data_dir={data}"], check=True)  # fmt: skip
+        record["build_seconds"] = time.perf_counter() - started
+    record["store_bytes"] = sum(f.stat().st_size for f in store.iterdir())
+    record["images"] = args.classes * args.per_class
+    record["capped"] = distill_capped(
+        tree, data, args.size, args.iterations, int(args.limit_gib * 2**30)
+    )
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(RESULTS / "store.json", json.dumps(record, indent=1) + "\n")
+    atomic_write_text(RESULTS / "store.md", table(record) + "\n")
+    print(table(record))
+
+
+def table(record: dict) -> str:
+    """The Markdown summary of a record."""
+    mem, sto = record["speed"]["in memory"], record["speed"]["store"]
+    capped, gib = record["capped"], 2**30
+    peak = capped["peak_kib"]
+    lines = [
+        "### The on-disk store", "", f"`{record['command']}`", "",
+        "| measured | value |", "|---|---|",
+        f"| DM+HDD s/iteration, Fashion-MNIST IPC 10, batch_real 256: in memory / store, per round "
+        f"| {' ; '.join(f'{a:.3f} / {b:.3f}' for a, b in zip(mem, sto, strict=True))} |",
+        f"| store / in memory (median of rounds) | "
+        f"{statistics.median(sto) / statistics.median(mem):.3f}x |",
+        f"| generated store: images, size on disk | {record['images']}, "
+        f"{record['store_bytes'] / gib:.2f} GiB |",
+        f"| store build (decode, resize, write, checksums; 2 workers) | "
+        f"{record.get('build_seconds', float('nan')):.0f} s |",
+        f"| distillation under a memory cap of {capped['limit_bytes'] / gib:.2f} GiB "
+        f"({'cgroup' if capped['capped'] else 'NOT capped: no writable cgroup'}) | "
+        f"exit {capped['returncode']}, {capped['seconds']:.0f} s |",
+        "| its peak resident memory: total / anonymous / file-backed (the mapped store) | "
+        + " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file")) + " GiB |",
+    ]  # fmt: skip
+    if "cgroup_peak_bytes" in capped:
+        lines.append(f"| the cgroup's peak charge (page cache included) | "
+                     f"{capped['cgroup_peak_bytes'] / gib:.2f} GiB |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

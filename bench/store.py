@@ -118,8 +118,8 @@ def distill_capped(tree: Path, data_dir: Path, size: int, iterations: int, limit
             f"dataset.size={size}", f"paths.data_dir={data_dir}", "ipc=1",
             f"iterations={iterations}",
             "method.batch_real=16", "loss=lorentz", "eval.final=false", "logger=none",
-            "geometry.enabled=false", f"checkpoint.every={iterations}",
-            f"paths.output_dir={data_dir / 'run'}"]  # fmt: skip
+            "geometry.enabled=false", "geometry.diagnostics=false",
+            f"checkpoint.every={iterations}", f"paths.output_dir={data_dir / 'run'}"]  # fmt: skip
     group = limited(limit)
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -141,6 +141,24 @@ def distill_capped(tree: Path, data_dir: Path, size: int, iterations: int, limit
     return result
 
 
+def memory(args: argparse.Namespace) -> dict:
+    """Generate the tree, build its store (timed) and distil it under the memory cap."""
+    tree, data = args.scratch / "tree", args.scratch / "data"
+    generate(tree, args.classes, args.per_class, args.size)
+    store = data / "stores" / f"imagefolder-{args.size}px" / "train"
+    out: dict = {"images": args.classes * args.per_class}
+    if not (store / "manifest.json").is_file():
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "src.prepare", "dataset=imagefolder",
+                        f"dataset.folder={tree}", f"dataset.size={args.size}",
+                        f"paths.data_dir={data}"], check=True)  # fmt: skip
+        out["build_seconds"] = time.perf_counter() - started
+    out["store_bytes"] = sum(f.stat().st_size for f in store.iterdir())
+    limit = int(args.limit_gib * 2**30)
+    out["capped"] = distill_capped(tree, data, args.size, args.iterations, limit)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure speed, then memory; write the table and the record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -151,24 +169,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=10, help="of the capped distillation")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hdd_store_bench"))
+    parser.add_argument("--parts", nargs="+", default=["speed", "memory"],
+                        choices=["speed", "memory"])  # fmt: skip
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
-    record: dict = {"command": " ".join(["python -m bench.store", *given]), "machine": machine()}
-    record["speed"] = speed(args.rounds, 5, str(args.scratch / "fmnist"))
-    tree, data = args.scratch / "tree", args.scratch / "data"
-    generate(tree, args.classes, args.per_class, args.size)
-    store = data / "stores" / f"imagefolder-{args.size}px" / "train"
-    if not (store / "manifest.json").is_file():
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "src.prepare", "dataset=imagefolder",
-                        f"dataset.folder={tree}", f"dataset.size={args.size}",
-                        f"paths.data_dir={data}"], check=True)  # fmt: skip
-        record["build_seconds"] = time.perf_counter() - started
-    record["store_bytes"] = sum(f.stat().st_size for f in store.iterdir())
-    record["images"] = args.classes * args.per_class
-    record["capped"] = distill_capped(
-        tree, data, args.size, args.iterations, int(args.limit_gib * 2**30)
-    )
+    path = RESULTS / "store.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}  # the other part's figures
+    command = " ".join(["python -m bench.store", *given])
+    record |= {f"{part}_command": command for part in args.parts} | {"machine": machine()}
+    if "speed" in args.parts:
+        record["speed"] = speed(args.rounds, 5, str(args.scratch / "fmnist"))
+    if "memory" in args.parts:
+        record |= memory(args)
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "store.json", json.dumps(record, indent=1) + "\n")
     atomic_write_text(RESULTS / "store.md", table(record) + "\n")
@@ -176,30 +188,35 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def table(record: dict) -> str:
-    """The Markdown summary of a record."""
-    mem, sto = record["speed"]["in memory"], record["speed"]["store"]
-    capped, gib = record["capped"], 2**30
-    peak = capped["peak_kib"]
-    lines = [
-        "### The on-disk store", "", f"`{record['command']}`", "",
-        "| measured | value |", "|---|---|",
-        f"| DM+HDD s/iteration, Fashion-MNIST IPC 10, batch_real 256: in memory / store, per round "
-        f"| {' ; '.join(f'{a:.3f} / {b:.3f}' for a, b in zip(mem, sto, strict=True))} |",
-        f"| store / in memory (median of rounds) | "
-        f"{statistics.median(sto) / statistics.median(mem):.3f}x |",
-        f"| generated store: images, size on disk | {record['images']}, "
-        f"{record['store_bytes'] / gib:.2f} GiB |",
-        f"| store build (decode, resize, write, checksums; 2 workers) | "
-        f"{record.get('build_seconds', float('nan')):.0f} s |",
-        f"| distillation under a memory cap of {capped['limit_bytes'] / gib:.2f} GiB "
-        f"({'cgroup' if capped['capped'] else 'NOT capped: no writable cgroup'}) | "
-        f"exit {capped['returncode']}, {capped['seconds']:.0f} s |",
-        "| its peak resident memory: total / anonymous / file-backed (the mapped store) | "
-        + " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file")) + " GiB |",
-    ]  # fmt: skip
-    if "cgroup_peak_bytes" in capped:
-        lines.append(f"| the cgroup's peak charge (page cache included) | "
-                     f"{capped['cgroup_peak_bytes'] / gib:.2f} GiB |")  # fmt: skip
+    """The Markdown summary of a record (the parts it holds)."""
+    gib = 2**30
+    lines = ["### The on-disk store", "", "| measured | value |", "|---|---|"]
+    if "speed" in record:
+        mem, sto = record["speed"]["in memory"], record["speed"]["store"]
+        rounds = " ; ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(mem, sto, strict=True))
+        ratio = statistics.median(sto) / statistics.median(mem)
+        lines += [
+            f"| DM+HDD s/iteration, Fashion-MNIST IPC 10, batch_real 256, in memory / store, "
+            f"per round (`{record['speed_command']}`) | {rounds} |",
+            f"| store / in memory (median of rounds) | {ratio:.3f}x |",
+        ]  # fmt: skip
+    if "capped" in record:
+        capped, peak = record["capped"], record["capped"]["peak_kib"]
+        cap = "cgroup" if capped["capped"] else "NOT capped: no writable cgroup"
+        lines += [
+            f"| generated store: images, size on disk (`{record['memory_command']}`) | "
+            f"{record['images']}, {record['store_bytes'] / gib:.2f} GiB |",
+            f"| store build (decode, resize, write, checksums; 2 workers) | "
+            f"{record.get('build_seconds', float('nan')):.0f} s |",
+            f"| distillation (ImageFolder, IPC 1, batch_real 16) under a memory cap of "
+            f"{capped['limit_bytes'] / gib:.2f} GiB ({cap}) | exit {capped['returncode']}, "
+            f"{capped['seconds']:.0f} s |",
+            "| its peak resident memory: total / anonymous / file-backed (the mapped store) | "
+            + " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file")) + " GiB |",
+        ]  # fmt: skip
+        if "cgroup_peak_bytes" in capped:
+            lines.append(f"| the cgroup's peak charge (page cache included) | "
+                         f"{capped['cgroup_peak_bytes'] / gib:.2f} GiB |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -183,7 +184,12 @@ def _mapped(file: Path, shape: tuple, dtype) -> np.ndarray:
     if file.stat().st_size != expected:
         raise DataError(f"store file '{file}' has {file.stat().st_size} bytes, expected "
                         f"{expected}: truncated or damaged")  # fmt: skip
-    return np.load(file, mmap_mode="c")
+    array = np.load(file, mmap_mode="c")
+    if hasattr(array, "_mmap") and hasattr(mmap, "MADV_RANDOM"):
+        # Steps gather scattered rows: read-ahead around each would fill memory with the
+        # neighbours of every drawn image.
+        array._mmap.madvise(mmap.MADV_RANDOM)
+    return array
 
 
 def _verify(path: Path, manifest: dict, images: np.ndarray, labels: np.ndarray) -> None:

@@ -116,8 +116,8 @@ def distill_capped(tree: Path, data_dir: Path, size: int, iterations: int, limit
     """Distil the generated data set under the memory cap; peaks of its resident memory."""
     argv = [sys.executable, "-m", "src.distill", "dataset=imagefolder", f"dataset.folder={tree}",
             f"dataset.size={size}", f"paths.data_dir={data_dir}", "ipc=1",
-            f"iterations={iterations}",
-            "method.batch_real=16", "loss=lorentz", "eval.final=false", "logger=none",
+            f"iterations={iterations}", "method.batch_real=16", "loss=lorentz",
+            "eval.final=false", "eval.random_baseline=false", "logger=none",
             "geometry.enabled=false", "geometry.diagnostics=false",
             f"checkpoint.every={iterations}", f"paths.output_dir={data_dir / 'run'}"]  # fmt: skip
     group = limited(limit)

@@ -112,14 +112,18 @@ def limited(limit: int) -> Path | None:
     return group
 
 
-def distill_capped(tree: Path, data_dir: Path, size: int, iterations: int, limit: int) -> dict:
-    """Distil the generated data set under the memory cap; peaks of its resident memory."""
+def distill_capped(
+    tree: Path, data_dir: Path, size: int, iterations: int, limit: int, extra: list[str]
+) -> dict:
+    """Distil the generated data set under the memory cap (``extra``: more overrides); peaks of
+    its resident memory."""
     argv = [sys.executable, "-m", "src.distill", "dataset=imagefolder", f"dataset.folder={tree}",
             f"dataset.size={size}", f"paths.data_dir={data_dir}", "ipc=1",
             f"iterations={iterations}", "method.batch_real=16", "loss=lorentz",
             "eval.final=false", "eval.random_baseline=false", "logger=none",
             "geometry.enabled=false", "geometry.diagnostics=false",
-            f"checkpoint.every={iterations}", f"paths.output_dir={data_dir / 'run'}"]  # fmt: skip
+            f"checkpoint.every={iterations}", f"paths.output_dir={data_dir / 'run'}",
+            *extra]  # fmt: skip
     group = limited(limit)
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -132,7 +136,8 @@ def distill_capped(tree: Path, data_dir: Path, size: int, iterations: int, limit
         time.sleep(0.2)
     output = process.stdout.read()
     result = {"returncode": process.returncode, "seconds": time.perf_counter() - started,
-              "peak_kib": peaks, "capped": group is not None, "limit_bytes": limit}  # fmt: skip
+              "peak_kib": peaks, "capped": group is not None, "limit_bytes": limit,
+              "overrides": extra}  # fmt: skip
     if group is not None:
         result["cgroup_peak_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
         group.rmdir()
@@ -155,7 +160,7 @@ def memory(args: argparse.Namespace) -> dict:
         out["build_seconds"] = time.perf_counter() - started
     out["store_bytes"] = sum(f.stat().st_size for f in store.iterdir())
     limit = int(args.limit_gib * 2**30)
-    out["capped"] = distill_capped(tree, data, args.size, args.iterations, limit)
+    out["capped"] = distill_capped(tree, data, args.size, args.iterations, limit, args.overrides)
     return out
 
 
@@ -171,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hdd_store_bench"))
     parser.add_argument("--parts", nargs="+", default=["speed", "memory"],
                         choices=["speed", "memory"])  # fmt: skip
+    parser.add_argument("overrides", nargs="*", help="more overrides of the capped distillation")
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
     path = RESULTS / "store.json"
@@ -206,9 +212,11 @@ def table(record: dict) -> str:
         lines += [
             f"| generated store: images, size on disk (`{record['memory_command']}`) | "
             f"{record['images']}, {record['store_bytes'] / gib:.2f} GiB |",
-            f"| store build (decode, resize, write, checksums; 2 workers) | "
-            f"{record.get('build_seconds', float('nan')):.0f} s |",
-            f"| distillation (ImageFolder, IPC 1, batch_real 16) under a memory cap of "
+            "| store build (decode, resize, write, checksums; 2 workers) | "
+            + (f"{record['build_seconds']:.0f} s |" if "build_seconds" in record
+               else "— (built by an earlier invocation) |"),
+            f"| distillation (ImageFolder, IPC 1, batch_real 16, then "
+            f"`{' '.join(capped.get('overrides', []))}`) under a memory cap of "
             f"{capped['limit_bytes'] / gib:.2f} GiB ({cap}) | exit {capped['returncode']}, "
             f"{capped['seconds']:.0f} s |",
             "| its peak resident memory: total / anonymous / file-backed (the mapped store) | "

@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from src.pipelines.study import load_record
-from src.pipelines.sweep_plot import MISSING, setting, shown
+from src.pipelines.sweep_plot import MISSING, mean_std, setting, shown
 
 # End-of-run geometry diagnostics (class means, results["geometry"]["end"]["mean"]), in order.
 DIAGNOSTICS = {
@@ -66,11 +66,10 @@ def collect(record_path: Path, keys: list[str]) -> dict:
     return {key: panels[key] for key in sorted(panels)}
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std_text(values: list[float]) -> str:
     """``mean ± sample std`` (no std for one value)."""
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+    mean, std = mean_std(values)
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
 def seed_means(runs: dict) -> list[float]:
@@ -106,7 +105,7 @@ def diagnostics(runs: dict) -> list[str]:
 def baseline_line(panel: dict) -> list[str]:
     """The random real subset's accuracy over seeds, as a sentence (none if not evaluated)."""
     values = [panel["baseline"][s] for s in sorted(panel["baseline"])]
-    return [f"Random real subset (the init set): {mean_std(values)}.", ""] if values else []
+    return [f"Random real subset (the init set): {mean_std_text(values)}.", ""] if values else []
 
 
 def to_markdown(record_path: Path, keys: list[str], with_diagnostics: bool = False) -> str:
@@ -121,7 +120,7 @@ def to_markdown(record_path: Path, keys: list[str], with_diagnostics: bool = Fal
         for name in sorted(rows, key=natural):
             means, twin = seed_means(rows[name]), twin_of(rows, name)
             shown_name = f"{name} (= {twin}: bitwise the same sets)" if twin else name
-            cells = [shown_name, mean_std(means), " / ".join(f"{m:.2f}" for m in means)]
+            cells = [shown_name, mean_std_text(means), " / ".join(f"{m:.2f}" for m in means)]
             cells += [str(len(means)), *(diagnostics(rows[name]) if with_diagnostics else [])]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
@@ -139,7 +138,7 @@ def pivot_markdown(record_path: Path, keys: list[str], column: str) -> str:
             results, settings = next(iter(runs.values()))
             value = setting(settings, column)
             if value is MISSING or value is None:
-                plain.append(f"{name}: {mean_std(seed_means(runs))} ({len(runs)}).")
+                plain.append(f"{name}: {mean_std_text(seed_means(runs))} ({len(runs)}).")
                 continue
             # The label without its variant: the variant is what the row and column say.
             row_of[name] = row_name({"label": results["label"].split(" (")[0]}, settings, keys)
@@ -165,4 +164,4 @@ def pivot_markdown(record_path: Path, keys: list[str], column: str) -> str:
 
 def pivot_cell(runs: dict, twin: str | None) -> str:
     """``mean ± std (seeds)`` of one pivot cell, ``= twin`` when its sets are an earlier row's."""
-    return f"{mean_std(seed_means(runs))} ({len(runs)}{', = ' + twin if twin else ''})"
+    return f"{mean_std_text(seed_means(runs))} ({len(runs)}{', = ' + twin if twin else ''})"

@@ -33,6 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from src.data.store import digest
 from src.errors import ConfigError
 from src.io import atomic_write_text
 from src.io.checkpoint import EXECUTION_SETTINGS, setting_differences
@@ -108,7 +109,7 @@ def add_to_record(cfg: DictConfig, results: dict) -> None:
 
 def tensor_digest(tensor: Tensor) -> str:
     """SHA-256 of a tensor's bytes (row-major, on the CPU)."""
-    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    return digest(tensor.detach().cpu().numpy())
 
 
 def baseline_key(images: Tensor, labels: Tensor, protocol: dict) -> str:

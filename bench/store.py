@@ -1,6 +1,7 @@
 """The on-disk store measured: memory bounded by the step, and speed against the in-memory pool.
 
-``python -m bench.store [--classes 200] [--per-class 1300] [--size 64] [--limit-gib 1]``
+``python -m bench.store [--classes 200] [--per-class 1300] [--size 64] [--ranks 1 2]
+[--limit-gib 1 2]``
 
 1. Speed (one process, alternating): seconds per DM+HDD iteration on Fashion-MNIST at the
    released script's settings (IPC 10, batch_real 256) with the split in memory and read from
@@ -10,7 +11,10 @@
    built into a store (``python -m src.prepare``, timed) and distilled by DM+HDD
    (``dataset=imagefolder``) in a process whose memory a cgroup caps at ``--limit-gib``, far
    below the store's size; its resident memory is sampled every 0.2 s (total, anonymous and
-   file-backed: the mapped store's pages are the latter, which the kernel may drop).
+   file-backed: the mapped store's pages are the latter, which the kernel may drop). With
+   ``--ranks 1 2`` it runs once as one process and once as 2 CPU ranks holding half the classes
+   each (``trainer=ddp_cpu_classes``), each under its ``--limit-gib`` (the cgroup holds every
+   rank); every process's peaks are recorded, and the peak of their sum.
 
 Writes ``bench/results/store.{md,json}``.
 """
@@ -84,6 +88,20 @@ def speed(rounds: int, iterations: int, data_dir: str) -> dict[str, list[float]]
     return out
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a DDP run's rank processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
 def sample_memory(pid: int) -> dict[str, int]:
     """Resident memory of a process in KiB: total, anonymous, file-backed."""
     fields = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file"}
@@ -129,15 +147,21 @@ def distill_capped(
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if group is not None:
         (group / "cgroup.procs").write_text(str(process.pid))
-    peaks = {"rss": 0, "anon": 0, "file": 0}
+    peaks: dict[int, dict[str, int]] = {}  # per process, in order of appearance
+    total = {"rss": 0, "anon": 0, "file": 0}  # peak of the processes' sum
     while process.poll() is None:
-        for key, value in sample_memory(process.pid).items():
-            peaks[key] = max(peaks[key], value)
+        now = {"rss": 0, "anon": 0, "file": 0}
+        for pid in process_tree(process.pid):
+            for key, value in sample_memory(pid).items():
+                peak = peaks.setdefault(pid, {"rss": 0, "anon": 0, "file": 0})
+                peak[key] = max(peak[key], value)
+                now[key] += value
+        total = {k: max(total[k], now[k]) for k in total}
         time.sleep(0.2)
     output = process.stdout.read()
     result = {"returncode": process.returncode, "seconds": time.perf_counter() - started,
-              "peak_kib": peaks, "capped": group is not None, "limit_bytes": limit,
-              "overrides": extra}  # fmt: skip
+              "peak_kib": total, "process_peaks_kib": list(peaks.values()),
+              "capped": group is not None, "limit_bytes": limit, "overrides": extra}  # fmt: skip
     if group is not None:
         result["cgroup_peak_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
         group.rmdir()
@@ -159,8 +183,14 @@ def memory(args: argparse.Namespace) -> dict:
                         f"paths.data_dir={data}"], check=True)  # fmt: skip
         out["build_seconds"] = time.perf_counter() - started
     out["store_bytes"] = sum(f.stat().st_size for f in store.iterdir())
-    limit = int(args.limit_gib * 2**30)
-    out["capped"] = distill_capped(tree, data, args.size, args.iterations, limit, args.overrides)
+    out["capped_runs"] = {}
+    for ranks, limit_gib in zip(args.ranks, args.limit_gib, strict=True):
+        sharded = ["trainer=ddp_cpu_classes", f"trainer.devices={ranks}"] if ranks > 1 else []
+        limit = int(limit_gib * 2**30)
+        run = distill_capped(tree, data, args.size, args.iterations, limit,
+                             [*args.overrides, *sharded])  # fmt: skip
+        out["capped_runs"][str(ranks)] = run
+        print(f"{ranks} rank(s): exit {run['returncode']}, peaks {run['process_peaks_kib']}")
     return out
 
 
@@ -170,7 +200,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--per-class", type=int, default=1300)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--limit-gib", type=float, default=1.0)
+    parser.add_argument(
+        "--ranks",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="processes of each capped run (>1: class-sharded CPU ranks)",
+    )
+    parser.add_argument("--limit-gib", type=float, nargs="+", default=[1.0, 2.0],
+                        help="the cgroup's cap of each capped run (one per --ranks)")  # fmt: skip
     parser.add_argument("--iterations", type=int, default=10, help="of the capped distillation")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hdd_store_bench"))
@@ -186,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in args.parts:
         record["speed"] = speed(args.rounds, 5, str(args.scratch / "fmnist"))
     if "memory" in args.parts:
+        for old in ("capped", "build_seconds"):  # a single-run record, or an earlier build's time
+            record.pop(old, None)
         record |= memory(args)
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "store.json", json.dumps(record, indent=1) + "\n")
@@ -206,26 +246,39 @@ def table(record: dict) -> str:
             f"per round (`{record['speed_command']}`) | {rounds} |",
             f"| store / in memory (median of rounds) | {ratio:.3f}x |",
         ]  # fmt: skip
-    if "capped" in record:
-        capped, peak = record["capped"], record["capped"]["peak_kib"]
-        cap = "cgroup" if capped["capped"] else "NOT capped: no writable cgroup"
-        lines += [
+    if "capped_runs" in record:
+        lines.append(
             f"| generated store: images, size on disk (`{record['memory_command']}`) | "
-            f"{record['images']}, {record['store_bytes'] / gib:.2f} GiB |",
-            "| store build (decode, resize, write, checksums; 2 workers) | "
-            + (f"{record['build_seconds']:.0f} s |" if "build_seconds" in record
-               else "— (built by an earlier invocation) |"),
-            f"| distillation (ImageFolder, IPC 1, batch_real 16, then "
-            f"`{' '.join(capped.get('overrides', []))}`) under a memory cap of "
-            f"{capped['limit_bytes'] / gib:.2f} GiB ({cap}) | exit {capped['returncode']}, "
-            f"{capped['seconds']:.0f} s |",
-            "| its peak resident memory: total / anonymous / file-backed (the mapped store) | "
-            + " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file")) + " GiB |",
-        ]  # fmt: skip
-        if "cgroup_peak_bytes" in capped:
-            lines.append(f"| the cgroup's peak charge (page cache included) | "
-                         f"{capped['cgroup_peak_bytes'] / gib:.2f} GiB |")  # fmt: skip
+            f"{record['images']}, {record['store_bytes'] / gib:.2f} GiB |"
+        )
+        build = record.get("build_seconds")
+        built = f"{build:.0f} s" if build else "— (built by an earlier invocation)"
+        lines.append(f"| store build (decode, resize, write, checksums; 2 workers) | {built} |")
+        for ranks, run in record["capped_runs"].items():
+            lines += capped_rows(int(ranks), run)
     return "\n".join(lines)
+
+
+def capped_rows(ranks: int, run: dict) -> list[str]:
+    """Table rows of one capped distillation: its cap, exit, time and memory peaks."""
+    gib, cap = 2**30, "cgroup" if run["capped"] else "NOT capped: no writable cgroup"
+    who = "one process" if ranks == 1 else f"{ranks} CPU ranks, each holding its classes"
+    text = lambda peak: " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file"))  # noqa: E731
+    rows = [
+        f"| distillation, {who} (ImageFolder, IPC 1, batch_real 16, then "
+        f"`{' '.join(run.get('overrides', []))}`) under a memory cap of "
+        f"{run['limit_bytes'] / gib:.2f} GiB ({cap}) | exit {run['returncode']}, "
+        f"{run['seconds']:.0f} s |",
+        f"| its peak resident memory, all processes: total / anonymous / file-backed (the mapped "
+        f"store) | {text(run['peak_kib'])} GiB |",
+    ]  # fmt: skip
+    if ranks > 1:
+        per = " ; ".join(text(p) for p in run["process_peaks_kib"])
+        rows.append(f"| each process's peak (launcher = rank 0 first) | {per} GiB |")
+    if "cgroup_peak_bytes" in run:
+        rows.append(f"| the cgroup's peak charge (page cache included) | "
+                    f"{run['cgroup_peak_bytes'] / gib:.2f} GiB |")  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

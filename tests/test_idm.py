@@ -78,14 +78,13 @@ def test_real_init_packs_four_downscaled_real_images(fmnist_train):
 
 
 def test_unpacked_init_stores_one_full_size_real_image_per_synthetic_image(fmnist_train):
-    from src.methods.base import initial_synthetic_set
-    from src.rng import make_generator
+    from src.methods.base import init_generator, initial_synthetic_set
 
     info, pool = fmnist_train
     module = _idm(pool, info, pack_init=False)
     stored, labels = module.synthetic_set()
     # The released TinyImageNet IDM script: init draws ipc real images per class, unpacked.
-    real, _ = initial_synthetic_set(pool, 1, "real", make_generator(0, "init"))
+    real, _ = initial_synthetic_set(pool, 1, "real", init_generator(0, "per_class", pool.classes))
     assert torch.equal(stored, real) and labels.tolist() == list(range(10))
     packed, _ = _idm(pool, info).synthetic_set()
     assert not torch.allclose(packed, stored)

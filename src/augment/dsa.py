@@ -21,11 +21,15 @@ number of parameter units: the batch size N in independent mode, ``num_groups`` 
    - cutout: ``randint(0, H + 1 - size_h % 2, (U,))`` for the row centre, then the same for
      columns, where ``size = int(side * cutout + 0.5)``.
 
+Siamese mode also takes one generator per group: group i then draws, from its own generator,
+its op (``randint(0, K, (1,))``) and every entry's parameters with U = 1, in the order above, so
+a group's transform does not depend on the other groups of the batch (a class-sharded run).
+
 All draws are float32/int64 on the CPU with the given generator; the global RNG is never used.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -238,6 +242,21 @@ class DSA:
         """Parameters of every op entry (one Params per primitive), drawn in the fixed order."""
         return [[self._draw_primitive(p, u, h, w, g) for p in _PRIMITIVES[op]] for op in self.ops]
 
+    def _draw_groups(
+        self, gens: Sequence[torch.Generator], h: int, w: int
+    ) -> tuple[Tensor, list[list[Params]]]:
+        """Each group's op and parameters from its own generator (U = 1), stacked by group."""
+        choices, tables = [], []
+        for g in gens:
+            choices.append(torch.randint(0, len(self.ops), (1,), generator=g))
+            tables.append(self._draw_all(1, h, w, g))
+        stacked = [
+            [{k: torch.cat([t[e][j][k] for t in tables]) for k in tables[0][e][j]}
+             for j in range(len(tables[0][e]))]
+            for e in range(len(self.ops))
+        ]  # fmt: skip
+        return torch.cat(choices), stacked
+
     # -- application ---------------------------------------------------------------------------
 
     def _apply_entry(self, k: int, x: Tensor, params: list[Params]) -> Tensor:
@@ -249,14 +268,18 @@ class DSA:
     def __call__(
         self,
         x: Tensor,
-        generator: torch.Generator,
+        generator: torch.Generator | Sequence[torch.Generator],
         groups: Tensor | None = None,
         num_groups: int | None = None,
     ) -> Tensor:
-        """Augment a batch (N, C, H, W); Siamese per group when `groups` (N,) is given."""
+        """Augment a batch (N, C, H, W); Siamese per group when `groups` (N,) is given, with
+        one generator for all groups or one per group."""
         if not self.ops or x.shape[0] == 0:
             return x
-        if generator.device.type != "cpu":
+        if not isinstance(generator, torch.Generator):
+            if groups is None or len(generator) != (num_groups or int(groups.max()) + 1):
+                raise ValueError("one generator per group needs groups and num_groups to match")
+        elif generator.device.type != "cpu":
             raise ValueError("DSA needs a CPU torch.Generator (parameters are drawn on the CPU)")
         if x.dim() != 4:
             raise ValueError(f"DSA expects a batch of shape (N, C, H, W), got {tuple(x.shape)}")
@@ -272,7 +295,11 @@ class DSA:
         return self._apply_entry(k, x, [_to_device(p, x) for p in table[k]])
 
     def _siamese(
-        self, x: Tensor, g: torch.Generator, groups: Tensor, num_groups: int | None
+        self,
+        x: Tensor,
+        g: torch.Generator | Sequence[torch.Generator],
+        groups: Tensor,
+        num_groups: int | None,
     ) -> Tensor:
         """One op and one parameter set per group; each op runs once over its subset."""
         n, _, h, w = x.shape
@@ -281,8 +308,11 @@ class DSA:
         groups = groups.long()
         if num_groups is None:
             num_groups = int(groups.max()) + 1  # host sync; callers pass num_groups to avoid it
-        choice = torch.randint(0, len(self.ops), (num_groups,), generator=g)
-        table = self._draw_all(num_groups, h, w, g)
+        if isinstance(g, torch.Generator):
+            choice = torch.randint(0, len(self.ops), (num_groups,), generator=g)
+            table = self._draw_all(num_groups, h, w, g)
+        else:
+            choice, table = self._draw_groups(g, h, w)
 
         # Sort samples by chosen op so each op sees one contiguous index set; counts needs one
         # host sync when groups live on an accelerator (none when they are on the CPU).

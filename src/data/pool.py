@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -45,6 +47,7 @@ class RealPool:
                 self.class_index[c, :n] = rows
                 self.class_index[c, n:] = rows[0]
             start += n
+        self.classes = torch.arange(num_classes)  # the classes this pool serves (with_classes)
 
     @property
     def device(self) -> torch.device:
@@ -82,24 +85,50 @@ class RealPool:
         """Size of the smallest class."""
         return int(self.counts.min())
 
-    def sample(self, batch_per_class: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Draw up to ``batch_per_class`` distinct samples of every class.
+    def sample(
+        self, batch_per_class: int, generator: torch.Generator | Sequence[torch.Generator]
+    ) -> tuple[Tensor, Tensor]:
+        """Draw up to ``batch_per_class`` distinct samples of every served class.
 
-        Returns indices (C, B) and weights (C, B): 1 for drawn samples, 0 for the
-        padding of classes with fewer than B samples. Uses only ``generator`` (CPU).
+        Returns indices (C, B) and weights (C, B): 1 for drawn samples, 0 for the padding of
+        classes with fewer than B samples; B is capped by the largest class of the whole data
+        set, so a shard pads as the whole pool does. ``generator``: one CPU generator for all
+        classes, or one per served class (each class's draw then uses its own alone).
         """
         b = min(batch_per_class, int(self.counts.max()))
+        counts = self.counts[self.classes]
+        if not isinstance(generator, torch.Generator):
+            return self._sample_each(b, counts, generator)
         keys = torch.rand(self.class_index.shape, generator=generator)
         # Padding columns sort last, so the first n_c of each row are a random subset.
-        valid = torch.arange(self.class_index.shape[1]) < self.counts.unsqueeze(1)
+        valid = torch.arange(self.class_index.shape[1]) < counts.unsqueeze(1)
         keys = torch.where(valid, keys, torch.full_like(keys, 2.0))
         cols = keys.topk(b, dim=1, largest=False, sorted=True).indices
         indices = self.class_index.gather(1, cols)
-        weights = (cols < self.counts.unsqueeze(1)).to(torch.float32)
+        weights = (cols < counts.unsqueeze(1)).to(torch.float32)
         return indices, weights
 
-    def random_per_class(self, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` distinct random sample indices of every class, shape (C, n)."""
+    def _sample_each(
+        self, b: int, counts: Tensor, generators: Sequence[torch.Generator]
+    ) -> tuple[Tensor, Tensor]:
+        """``sample`` with one generator per served class: rand(n_c) keys, the b_c smallest."""
+        if len(generators) != len(counts):
+            raise ValueError(f"{len(generators)} generators for {len(counts)} classes")
+        indices = torch.empty(len(counts), b, dtype=torch.int64)
+        weights = torch.zeros(len(counts), b)
+        for row, (n, g) in enumerate(zip(counts.tolist(), generators, strict=True)):
+            keys = torch.rand(n, generator=g)
+            taken = min(b, n)
+            cols = keys.topk(taken, largest=False, sorted=True).indices
+            indices[row] = self.class_index[row, 0]  # padding: the class's first sample
+            indices[row, :taken] = self.class_index[row].index_select(0, cols)
+            weights[row, :taken] = 1.0
+        return indices, weights
+
+    def random_per_class(
+        self, n: int, generator: torch.Generator | Sequence[torch.Generator]
+    ) -> Tensor:
+        """``n`` distinct random sample indices of every served class, shape (C, n)."""
         if n > self.min_class_count():
             raise ConfigError(
                 f"{n} real images per class are needed (ipc x factor^2), but the smallest "
@@ -107,6 +136,21 @@ class RealPool:
             )
         indices, _ = self.sample(n, generator)
         return indices[:, :n]
+
+    def with_classes(self, classes: Sequence[int] | Tensor) -> RealPool:
+        """The same pool serving only ``classes`` (sorted global ids): sampling, the initial
+        set and a method's classes are those; the images are shared, not copied."""
+        classes = torch.as_tensor(list(classes), dtype=torch.int64)
+        if len(classes) == 0 or classes.unique().tolist() != classes.tolist():
+            raise ConfigError(f"classes must be distinct and increasing, got {classes.tolist()}")
+        if int(classes[0]) < 0 or int(classes[-1]) >= self.num_classes:
+            raise ConfigError(
+                f"classes must lie in [0, {self.num_classes}), got {classes.tolist()}"
+            )
+        pool = copy.copy(self)
+        pool.class_index = self.class_index[torch.searchsorted(self.classes, classes)]
+        pool.classes = classes
+        return pool
 
     def content_digest(self) -> str:
         """SHA-1 of the images and labels (what features computed from the pool depend on)."""

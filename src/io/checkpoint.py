@@ -52,8 +52,9 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 
 def previous_of(path: Path) -> Path:
-    """Where the rolling checkpoint ``path`` keeps its predecessor."""
-    return path.with_name(PREVIOUS_CHECKPOINT)
+    """Where the rolling checkpoint ``path`` keeps its predecessor (a class-sharded rank's
+    ``last.ckpt.rankR``: ``previous.ckpt.rankR``)."""
+    return path.with_name(path.name.replace(LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, 1))
 
 
 def keep_previous(path: Path) -> None:

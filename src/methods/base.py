@@ -19,20 +19,36 @@ from src.errors import CheckpointError, ConfigError, NonFiniteLossError
 from src.io.checkpoint import RUN_STATE_KEY
 from src.matching import MatchingLoss
 from src.matching.terms import EMBED, ClassFeatures, FeatureTerm, LossTerm
-from src.rng import make_generator
+from src.rng import class_generators, make_generator
 
 INITS = ("real", "noise")
+# How a run draws its real batches, DSA transforms and initial images: one generator per class
+# (a class's draws do not depend on the others, so a class-sharded run is the one-process run),
+# or one generator for all classes (the streams before per-class ones; their records stay valid).
+STREAMS = ("per_class", "shared")
+
+
+def init_generator(
+    seed: int, streams: str, classes: Tensor
+) -> torch.Generator | list[torch.Generator]:
+    """The generator(s) the initial set (and the random real baseline) is drawn from."""
+    return (
+        make_generator(seed, "init")
+        if streams == "shared"
+        else class_generators(seed, "init", classes)
+    )
 
 
 def initial_synthetic_set(
     pool: RealPool,
     ipc: int,
     init: str,
-    generator: torch.Generator,
+    generator: torch.Generator | list[torch.Generator],
     factor: int = 1,
     pack_init: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Images (C*ipc, ch, H, W) float32 and class-ordered labels (C*ipc,) to start from.
+    """Images (C*ipc, ch, H, W) float32 and class-ordered labels (C*ipc,) of the pool's
+    classes to start from; ``generator``: one for all classes or one per class.
 
     With ``factor`` f > 1 each image packs f^2 distinct real images of its class, downscaled;
     with ``pack_init`` false it starts as one full-size real image instead (its f^2 parts
@@ -42,14 +58,16 @@ def initial_synthetic_set(
         raise ConfigError(f"ipc must be >= 1, got {ipc}")
     if init not in INITS:
         raise ConfigError(f"unknown init '{init}'; choose one of: {', '.join(INITS)}")
-    labels = torch.arange(pool.num_classes).repeat_interleave(ipc)
+    labels = pool.classes.repeat_interleave(ipc)
     per_class = ipc * factor * factor if pack_init else ipc
     indices = pool.random_per_class(per_class, generator)  # also checks ipc vs class sizes
     if init == "real":
         images = pack(pool.get(indices).cpu(), factor if pack_init else 1)
+    elif isinstance(generator, torch.Generator):
+        images = torch.randn((len(labels), *pool.images.shape[1:]), generator=generator)
     else:
-        shape = (len(labels), *pool.images.shape[1:])
-        images = torch.randn(shape, generator=generator)
+        shape = (ipc, *pool.images.shape[1:])
+        images = torch.cat([torch.randn(shape, generator=g) for g in generator])
     return images.contiguous(), labels
 
 
@@ -68,6 +86,13 @@ def continue_epoch(checkpoint: dict[str, Any], completed: int) -> None:
             f"the checkpoint after iteration {completed} has no loop state Lightning can "
             "continue; it cannot be extended to more iterations"
         ) from None
+
+
+def _names(generators: Mapping[str, Any]) -> str:
+    """Generator names, a class's streams counted rather than listed."""
+    plain = sorted(n for n in generators if "/class" not in n)
+    per_class = len(generators) - len(plain)
+    return ", ".join(plain) + (f" and {per_class} per-class streams" if per_class else "")
 
 
 def _text(value: Any) -> str:
@@ -113,12 +138,16 @@ class SyntheticSetModule(L.LightningModule):
 
     A method also says, in its own class, how it is named, checked and recorded
     (docs/extending.md): ``label`` (its paper name), ``variant_keys`` (settings whose value
-    off the default names a variant in the label), ``check_settings`` (run by validation
-    before any data are loaded) and ``describe`` (its metadata).
+    off the default names a variant in the label), ``class_separable`` (whether it may be
+    class-sharded), ``check_settings`` (run by validation before any data are loaded) and
+    ``describe`` (its metadata).
     """
 
     label: ClassVar[str] = "?"
     variant_keys: ClassVar[tuple[str, ...]] = ()
+    # Whether class c's images depend only on class c's real images and networks that learn
+    # nothing from the data (then ``classes=`` shards and ``trainer=ddp_classes`` apply).
+    class_separable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -139,8 +168,13 @@ class SyntheticSetModule(L.LightningModule):
         pack_init: bool = True,
         terms: Mapping[str, FeatureTerm] | None = None,
         data_dir: str = "data",
+        streams: str = "per_class",
     ) -> None:
         super().__init__()
+        if streams not in STREAMS:
+            raise ConfigError(
+                f"method.streams must be one of {', '.join(STREAMS)}, got {streams!r}"
+            )
         self.pool = pool
         self.net_factory = net_factory
         self.loss = loss
@@ -156,10 +190,13 @@ class SyntheticSetModule(L.LightningModule):
         self.embed_chunk = check_chunk(embed_chunk, "method.embed_chunk")
         self.extra_terms = dict(terms or {})
         self.data_dir = str(data_dir)  # where cached artifacts (an expert pool) are kept
+        self.streams = streams
         images, labels = initial_synthetic_set(
-            pool, ipc, init, make_generator(seed, "init"), factor, pack_init
+            pool, ipc, init, init_generator(seed, streams, pool.classes), factor, pack_init
         )
         self.syn_images = nn.Parameter(images)
+        self.class_sample: list[torch.Generator] = []  # per-class streams, made in setup
+        self.class_augment: list[torch.Generator] = []
         self.completed_iterations = 0
         self.register_buffer("syn_labels", labels)
 
@@ -170,6 +207,7 @@ class SyntheticSetModule(L.LightningModule):
         p.positive(settings.get("lr_img"), "method.lr_img")
         p.in_range(settings.get("momentum"), "method.momentum", 0, 1, "l")
         p.one_of(settings.get("init"), "method.init", INITS)
+        p.one_of(settings.get("streams", "per_class"), "method.streams", STREAMS)
         p.int_at_least(settings.get("factor", 1), "method.factor", 1)
         p.attempt(lambda: check_chunk(settings.get("embed_chunk", "auto"), "method.embed_chunk"))
         for name, node in (settings.get("terms") or {}).items():
@@ -237,19 +275,38 @@ class SyntheticSetModule(L.LightningModule):
         """Number of classes of the data set."""
         return self.pool.num_classes
 
+    @property
+    def classes(self) -> Tensor:
+        """The classes this module distills (all, or one shard's)."""
+        return self.pool.classes
+
     def setup(self, stage: str) -> None:
         """Move the real pool next to the module and create the run's generators."""
         self.pool.to(self.device)
-        # Under DDP every rank draws its own real batches and DSA transforms (rank 0 keeps the
-        # single-device streams); the network stream is shared, so all ranks embed alike.
-        rank = f"-rank{self.global_rank}" if self.global_rank else ""
+        # Under data-parallel DDP every rank draws its own real batches and DSA transforms
+        # (rank 0 keeps the single-device streams); a class-sharded rank holds other classes
+        # and keeps theirs. The network stream is shared, so all ranks embed alike.
+        sharded = self._trainer is not None and getattr(
+            self.trainer.strategy, "shards_classes", False
+        )
+        rank = f"-rank{self.global_rank}" if self.global_rank and not sharded else ""
         self.gen_sample = make_generator(self.seed, "sample" + rank)
         self.gen_augment = make_generator(self.seed, "augment" + rank)
         self.gen_net = make_generator(self.seed, "net", self.device)
+        # Per-class streams (empty lists: the shared ones above draw for every class).
+        self.class_sample, self.class_augment = (
+            [
+                class_generators(self.seed, name + rank, self.classes)
+                for name in ("sample", "augment")
+            ]
+            if self.streams == "per_class"
+            else ([], [])
+        )
         # DSA group of every image of a step: class c's real images, then the synthetic set.
-        per_class = min(self.batch_real, int(self.pool.counts.max()))
-        real_groups = torch.arange(self.num_classes).repeat_interleave(per_class)
-        syn_groups = self.syn_labels.cpu().repeat_interleave(self.factor**2)
+        per_class_real = min(self.batch_real, int(self.pool.counts.max()))
+        real_groups = torch.arange(len(self.classes)).repeat_interleave(per_class_real)
+        syn_groups = torch.searchsorted(self.classes, self.syn_labels.cpu())
+        syn_groups = syn_groups.repeat_interleave(self.factor**2)
         self.groups = torch.cat([real_groups, syn_groups]).to(self.device)
 
     def training_step(self, batch: int, batch_idx: int) -> Tensor:
@@ -268,7 +325,13 @@ class SyntheticSetModule(L.LightningModule):
 
     def generators(self) -> dict[str, torch.Generator]:
         """Every generator the run draws from after setup, by name (saved in checkpoints)."""
-        return {"sample": self.gen_sample, "augment": self.gen_augment, "net": self.gen_net}
+        named = {"sample": self.gen_sample, "augment": self.gen_augment, "net": self.gen_net}
+        for stream, gens in (("sample", self.class_sample), ("augment", self.class_augment)):
+            if gens:  # per-class streams
+                named |= {
+                    f"{stream}/class{int(c)}": g for c, g in zip(self.classes, gens, strict=True)
+                }
+        return named
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add what the state dict lacks: iteration count and generator states."""
@@ -284,8 +347,9 @@ class SyntheticSetModule(L.LightningModule):
         generators = self.generators()
         if set(state["generators"]) != set(generators):
             raise CheckpointError(
-                f"checkpoint has generators {sorted(state['generators'])}, "
-                f"this method uses {sorted(generators)}"
+                "the checkpoint's random streams are not this run's (made with other "
+                "method.streams or classes, or by another method): it has "
+                f"{_names(state['generators'])}, this run uses {_names(generators)}"
             )
         for name, g in generators.items():
             g.set_state(state["generators"][name])
@@ -323,8 +387,9 @@ class SyntheticSetModule(L.LightningModule):
         n_classes, per_class = idx.shape
         real = self.pool.get(idx)
         syn, _ = expand(self.syn_images, self.syn_labels, self.factor)
+        augment_with = self.class_augment or self.gen_augment
         x = self.augment(
-            torch.cat([real, syn]), self.gen_augment, groups=self.groups, num_groups=n_classes
+            torch.cat([real, syn]), augment_with, groups=self.groups, num_groups=n_classes
         )
         with torch.no_grad():
             real_feat = self.real_compute(net).forward(extract, x[: len(real)])
@@ -340,7 +405,7 @@ class SyntheticSetModule(L.LightningModule):
 
     def real_batch_indices(self) -> tuple[Tensor, Tensor]:
         """A matching pass's real images: indices (C, B) and weights (C, B), 0 for padding."""
-        return self.pool.sample(self.batch_real, self.gen_sample)
+        return self.pool.sample(self.batch_real, self.class_sample or self.gen_sample)
 
     def log_terms(self, terms: Mapping[str, Tensor]) -> None:
         """Log each term's sum over classes as ``train/<name>``."""

@@ -12,6 +12,7 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
+from src.compute.sharding import rank_file
 from src.errors import CheckpointError
 from src.io.checkpoint import RUN_STATE_KEY, keep_previous
 
@@ -70,17 +71,22 @@ class RunCheckpoint(L.Callback):
         if done == self.saved_at:
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
+        # A class-sharded rank holds its own classes: it writes its own file (rank 0 the plain one).
+        sharded = getattr(trainer.strategy, "shards_classes", False)
+        writes = trainer.is_global_zero or sharded
+        rank = trainer.global_rank if sharded else 0
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             trainer.save_checkpoint(tmp, weights_only=False)  # the full training state
-            if trainer.is_global_zero:
-                if self.path.is_file():  # keep the last good one for a damaged latest
-                    keep_previous(self.path)
-                os.replace(tmp, self.path)
+            if writes:
+                target = rank_file(self.path, rank)
+                if target.is_file():  # keep the last good one for a damaged latest
+                    keep_previous(target)
+                os.replace(rank_file(tmp, rank), target)
         except OSError as exc:
-            if trainer.is_global_zero:
-                tmp.unlink(missing_ok=True)
+            if writes:
+                rank_file(tmp, rank).unlink(missing_ok=True)
             reason = "no space left on device" if exc.errno == errno.ENOSPC else exc.strerror
             raise CheckpointError(
                 f"could not write checkpoint '{self.path}' at iteration {done} ({reason}); "

@@ -29,6 +29,7 @@ class DistillModule(SyntheticSetModule):
     """
 
     label = "DM"
+    class_separable = True  # a fresh random network per step: classes never meet
 
     def __init__(self, *args: Any, compile_net: bool | str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -163,6 +163,7 @@ class IIDModule(IIDTerms, DistillModule):
     """IID on DM (``method=iid``): DM+IID, and DM+IID+HDD with ``loss=lorentz``."""
 
     label = "DM+IID"
+    class_separable = False  # its expert pool learns from every class (keeps trainer=ddp)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("name", "iid")

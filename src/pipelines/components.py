@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+import src.compute.sharding  # noqa: F401  (registers strategy: ddp_classes with Lightning)
 from src.augment import DSA
 from src.data import DatasetInfo, RealPool
 from src.errors import ConfigError, HDDError

@@ -15,10 +15,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from src.compute.sharding import ClassShardCheck, job_classes, run_classes, shards_classes
 from src.data import DatasetInfo, RealPool
 from src.errors import ConfigError, NonFiniteLossError, RunInterrupted
 from src.evaluation.callback import PeriodicEvaluation
-from src.io import atomic_write_text, metadata_path, save_distilled
+from src.io import atomic_write_text, load_distilled, metadata_path, save_distilled
 from src.io.checkpoint import (
     EXECUTION_SETTINGS,
     RUN_STATE_KEY,
@@ -31,7 +32,7 @@ from src.io.checkpoint import (
 )
 from src.io.csv_logger import ResumableCSVLogger
 from src.io.lock import run_lock
-from src.methods.base import initial_synthetic_set
+from src.methods.base import init_generator, initial_synthetic_set
 from src.methods.checkpoint import RunCheckpoint
 from src.pipelines.components import (
     build_evaluator,
@@ -44,6 +45,7 @@ from src.pipelines.components import (
 )
 from src.pipelines.cross_arch import eval_augment
 from src.pipelines.diagnostics import GeometryDiagnostics, geometry_probe
+from src.pipelines.merge import merge_sets
 from src.pipelines.outputs import (
     distilled_metadata,
     evaluate_final,
@@ -168,26 +170,36 @@ def prepare(cfg: DictConfig, features: FeatureCache | None = None) -> Run:
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # only for third-party code
     info, pool = load_data(cfg.dataset, train=True)
+    job_shard = cfg.get("classes") is not None  # one job of a class-sharded sweep
     baseline = None
-    if cfg.eval.random_baseline:
+    if cfg.eval.random_baseline and not job_shard:
         # Plain real images of the same IPC, drawn before any pruning: for DM exactly the set
         # init=real starts from (a factorised method packs these and more of the same draw).
-        baseline = initial_synthetic_set(pool, cfg.ipc, "real", make_generator(cfg.seed, "init"))
+        streams = init_generator(cfg.seed, cfg.method.get("streams", "per_class"), pool.classes)
+        baseline = initial_synthetic_set(pool, cfg.ipc, "real", streams)
     pruner = instantiate(cfg.prune, "prune")
     resume_from, resumed_at, kept, seconds_before = resume_state(cfg, out)
     if resume_from is None:
         kept = prune_pool(cfg, info, pool, pruner, features)
     if kept is not None:
         pool = pool.subset(kept)  # the full pool is released: memory shrinks with the ratio
+    classes = run_classes(cfg.get("classes"), cfg.trainer, info.num_classes)
+    if len(classes) < info.num_classes:
+        pool = pool.with_classes(classes)  # this job's or rank's classes alone
     module = build_method(cfg, info, pool)
     run = Run(cfg, out, info, pool, pruner, module, module.synthetic_set(), baseline, kept)
     run.resume_from, run.resumed_at, run.seconds_before = resume_from, resumed_at, seconds_before
-    if cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0:
+    run.sharded = job_shard or shards_classes(cfg.trainer)
+    if job_shard:
+        print(f"class shard {classes[0]}-{classes[-1]} ({len(classes)} classes): not evaluated; "
+              "merge the shards (python -m src.merge) and evaluate the merged set")  # fmt: skip
+    elif cfg.eval.final or cfg.eval.random_baseline or len(cfg.eval.eval_at) > 0:
         _, run.test_pool = load_data(cfg.dataset, train=False)
         augment = eval_augment(cfg, module.augment)
         run.evaluate = build_evaluator(cfg, info, run.test_pool, augment)
         run.periodic = PeriodicEvaluation(list(cfg.eval.eval_at), run.evaluate)
-    run.diagnostics = geometry_diagnostics(cfg, info, pool, module.factor)
+    if not run.sharded:  # pictures and diagnostics read classes a shard may not hold
+        run.diagnostics = geometry_diagnostics(cfg, info, pool, module.factor)
     run.loggers = build_loggers(cfg.get("logger"))
     for logger in run.loggers:
         if resumed_at is not None and isinstance(logger, ResumableCSVLogger):
@@ -220,12 +232,13 @@ def fit(run: Run) -> tuple[L.Trainer, float]:
     checkpoint = RunCheckpoint(
         last_checkpoint(out), cfg.checkpoint.every, run_identity(cfg), run.kept, run.seconds_before
     )
-    callbacks = [
-        progress_bar(),
-        checkpoint,
-        GridOverTime(out, cfg.grid_every, run.pool.denormalize, run.info.num_classes),
-        *(c for c in (run.periodic, run.diagnostics) if c),
-    ]
+    callbacks = [progress_bar(), checkpoint, *(c for c in (run.periodic, run.diagnostics) if c)]
+    if not run.sharded:
+        callbacks.append(
+            GridOverTime(out, cfg.grid_every, run.pool.denormalize, run.info.num_classes)
+        )
+    if shards_classes(cfg.trainer):
+        callbacks.append(ClassShardCheck(job_classes(cfg.get("classes"), run.info.num_classes)))
     trainer = trainer_factory(cfg.trainer)(
         max_epochs=1,  # the loader holds one item per outer iteration
         callbacks=callbacks,
@@ -252,11 +265,28 @@ def fit(run: Run) -> tuple[L.Trainer, float]:
     return trainer, checkpoint.seconds()
 
 
+def gather_rank_shards(
+    run: Run, trainer: L.Trainer, images: Tensor, labels: Tensor, meta: dict
+) -> tuple[Tensor, Tensor]:
+    """Under class-sharded DDP: every rank writes its classes' set, rank 0 reads them all back
+    as the whole set (files rather than a collective: the whole set never sits on a device)."""
+    shards = run.out / "shards"
+    save_distilled(shards / f"rank{trainer.global_rank}.safetensors", images, labels, meta)
+    trainer.strategy.barrier("class shards written")
+    if not trainer.is_global_zero:
+        return images, labels
+    files = [shards / f"rank{r}.safetensors" for r in range(trainer.world_size)]
+    parts = [load_distilled(f) for f in files]
+    return merge_sets([(p.images, p.labels) for p in parts], run.info.num_classes)
+
+
 def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:
     """Save the set and its pictures, evaluate it, write results.json, publish."""
     cfg, info, module = run.cfg, run.info, run.module
     images, labels = module.synthetic_set()
     meta = distilled_metadata(cfg, info, module, run.pruner)
+    if shards_classes(cfg.trainer):
+        images, labels = gather_rank_shards(run, trainer, images, labels, meta)
     results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
     results |= {"seed": cfg.seed, "distill_seconds": seconds, "threads": torch.get_num_threads()}
     results["set_sha256"] = tensor_digest(images)  # two settings may distil the very same set
@@ -271,7 +301,8 @@ def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:
         results["during"] = {str(k): v.as_dict() for k, v in sorted(run.periodic.history.items())}
     results |= evaluate_final(run, images, labels)
     atomic_write_text(run.out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
-    print(format_results(results))
+    if run.evaluate is not None:
+        print(format_results(results))
     log_results(run.loggers, results, module.completed_iterations)
     artifact = re.sub(r"[^a-z0-9._]+", "-", f"{info.name}-ipc{cfg.ipc}-{meta['label'].lower()}")
     publish_outputs(run.loggers, run.out, artifact, module.completed_iterations)

@@ -15,7 +15,7 @@ from src.errors import ConfigError
 from src.evaluation import EvalProtocol, EvalResult
 from src.evaluation.whole_set import load_cached, save_cached
 from src.io import atomic_write_text
-from src.methods.base import initial_synthetic_set
+from src.methods.base import init_generator, initial_synthetic_set
 from src.pipelines.components import (
     build_augment,
     build_evaluator,
@@ -28,7 +28,6 @@ from src.pipelines.components import (
 )
 from src.pipelines.cross_arch import cross_table, eval_augment, evaluate_across
 from src.pipelines.validate import validate_eval
-from src.rng import make_generator
 
 EVAL_FILE = "eval_results.json"
 
@@ -71,8 +70,11 @@ def run_across(cfg: DictConfig) -> dict:
     ds, info, test_pool = load_distilled_with_data(cfg, train=False)
     _, train_pool = load_data(dataset_node(cfg, info.name), train=True)
     ipc = int(ds.meta.get("ipc") or len(ds.labels) // info.num_classes)
-    # The same draw as a distillation run's random baseline (and DM's init) with this seed.
-    random_real = initial_synthetic_set(train_pool, ipc, "real", make_generator(cfg.seed, "init"))
+    # The same draw as a distillation run's random baseline (and DM's init) with this seed and
+    # the set's streams (a set from before per-class streams records none: shared).
+    streams = ds.meta.get("config", {}).get("method", {}).get("streams", "shared")
+    init = init_generator(cfg.seed, streams, train_pool.classes)
+    random_real = initial_synthetic_set(train_pool, ipc, "real", init)
     del train_pool
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     sets = {

@@ -29,7 +29,7 @@ def save_set(run: Run, images: Tensor, labels: Tensor, meta: dict) -> None:
     save_image_grid(out / "distilled.png", run.pool.denormalize(images), labels, info.num_classes)
     if run.kept is not None:
         save_kept_indices(out / KEPT_FILE, run.kept)
-    if not cfg.geometry.enabled:
+    if not cfg.geometry.enabled or run.sharded:  # its initial set holds some classes only
         return
     lift = diagnostic_lift(cfg)
     render_geometry(

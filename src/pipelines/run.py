@@ -41,3 +41,4 @@ class Run:
     periodic: PeriodicEvaluation | None = None
     diagnostics: GeometryDiagnostics | None = None
     loggers: list = field(default_factory=list)
+    sharded: bool = False  # holds some classes only (a classes= job or a class-sharded rank)

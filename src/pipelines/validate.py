@@ -63,6 +63,7 @@ def validate_distill(cfg: DictConfig) -> None:
     _method(cfg, p)
     if info is not None:
         _fits_dataset(cfg, info, p)
+        _shards(cfg, info, p)
         p.attempt(lambda: model_factory(cfg.model, info))
         own = network_spec(cfg.model)
         for spec in (p.attempt(lambda: architecture_specs(cfg)) or {}).values():
@@ -101,6 +102,25 @@ def _method(cfg: DictConfig, p: Problems) -> None:
         with suppress(ConfigError):  # a bad loss node: the loss's own check reports it
             cls.check_loss(to_dict(cfg.method), label_parts(cfg)[1], p)
     p.attempt(lambda: build_terms(cfg.method))
+
+
+def _shards(cfg: DictConfig, info: DatasetInfo, p: Problems) -> None:
+    """A class-sharded run (``classes=`` or ``trainer=ddp_classes``): its classes, a method
+    whose classes are independent, and per-class random streams."""
+    from src.compute.sharding import run_classes, shards_classes
+    from src.pipelines.components import method_class
+
+    if cfg.get("classes") is None and not shards_classes(cfg.trainer):
+        return
+    p.attempt(lambda: run_classes(cfg.get("classes"), cfg.trainer, info.num_classes))
+    cls = p.attempt(lambda: method_class(cfg.method))
+    if cls is not None and not cls.class_separable:
+        p.add(
+            f"{cls.label} learns networks from every class, so its classes cannot be sharded "
+            "(classes=, trainer=ddp_classes): use trainer=ddp (data-parallel)"
+        )
+    if cfg.method.get("streams", "per_class") != "per_class":
+        p.add("a class-sharded run needs method.streams=per_class (a generator per class)")
 
 
 def _fits_dataset(cfg: DictConfig, info: DatasetInfo, p: Problems) -> None:

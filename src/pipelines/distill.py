@@ -19,7 +19,7 @@ from src.compute.sharding import ClassShardCheck, job_classes, run_classes, shar
 from src.data import DatasetInfo, RealPool
 from src.errors import ConfigError, NonFiniteLossError, RunInterrupted
 from src.evaluation.callback import PeriodicEvaluation
-from src.io import atomic_write_text, load_distilled, metadata_path, save_distilled
+from src.io import atomic_write_text, metadata_path, save_distilled
 from src.io.checkpoint import (
     EXECUTION_SETTINGS,
     RUN_STATE_KEY,
@@ -45,7 +45,7 @@ from src.pipelines.components import (
 )
 from src.pipelines.cross_arch import eval_augment
 from src.pipelines.diagnostics import GeometryDiagnostics, geometry_probe
-from src.pipelines.merge import merge_sets
+from src.pipelines.merge import gather_rank_shards, rank_shard
 from src.pipelines.outputs import (
     distilled_metadata,
     evaluate_final,
@@ -255,29 +255,15 @@ def fit(run: Run) -> tuple[L.Trainer, float]:
             f"is {checkpoint.path}: rerun with resume={checkpoint.path} (or resume=auto)"
         ) from None
     except NonFiniteLossError as exc:
-        # The images were not updated by the failing step: keep that last finite set.
-        if trainer.is_global_zero:
+        # The images were not updated by the failing step: keep that last finite set (a
+        # class-sharded rank: its own classes' part).
+        sharded_rank = shards_classes(cfg.trainer)
+        target = rank_shard(out, trainer.global_rank) if sharded_rank else out / DISTILLED_FILE
+        if trainer.is_global_zero or sharded_rank:
             meta = distilled_metadata(cfg, run.info, module, run.pruner) | {"stopped": str(exc)}
-            save_distilled(out / DISTILLED_FILE, *module.synthetic_set(), meta)
-        raise NonFiniteLossError(
-            f"{exc}; the last finite set is in {out / DISTILLED_FILE}"
-        ) from None
+            save_distilled(target, *module.synthetic_set(), meta)
+        raise NonFiniteLossError(f"{exc}; the last finite set is in {target}") from None
     return trainer, checkpoint.seconds()
-
-
-def gather_rank_shards(
-    run: Run, trainer: L.Trainer, images: Tensor, labels: Tensor, meta: dict
-) -> tuple[Tensor, Tensor]:
-    """Under class-sharded DDP: every rank writes its classes' set, rank 0 reads them all back
-    as the whole set (files rather than a collective: the whole set never sits on a device)."""
-    shards = run.out / "shards"
-    save_distilled(shards / f"rank{trainer.global_rank}.safetensors", images, labels, meta)
-    trainer.strategy.barrier("class shards written")
-    if not trainer.is_global_zero:
-        return images, labels
-    files = [shards / f"rank{r}.safetensors" for r in range(trainer.world_size)]
-    parts = [load_distilled(f) for f in files]
-    return merge_sets([(p.images, p.labels) for p in parts], run.info.num_classes)
 
 
 def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:
@@ -286,7 +272,7 @@ def finish(run: Run, trainer: L.Trainer, seconds: float) -> dict:
     images, labels = module.synthetic_set()
     meta = distilled_metadata(cfg, info, module, run.pruner)
     if shards_classes(cfg.trainer):
-        images, labels = gather_rank_shards(run, trainer, images, labels, meta)
+        images, labels = gather_rank_shards(run.out, trainer, images, labels, meta)
     results: dict = {"label": meta["label"], "dataset": info.name, "ipc": cfg.ipc}
     results |= {"seed": cfg.seed, "distill_seconds": seconds, "threads": torch.get_num_threads()}
     results["set_sha256"] = tensor_digest(images)  # two settings may distil the very same set

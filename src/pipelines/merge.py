@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import lightning as L
 import torch
 from torch import Tensor
 
@@ -91,3 +92,21 @@ def merge_shards(out: Path, paths: list[Path]) -> Path:
         f"evaluate it: python -m src.evaluate distilled={target}"
     )
     return target
+
+
+def rank_shard(out: Path, rank: int) -> Path:
+    """Where a class-sharded rank writes its classes' set."""
+    return out / "shards" / f"rank{rank}.safetensors"
+
+
+def gather_rank_shards(
+    out: Path, trainer: L.Trainer, images: Tensor, labels: Tensor, meta: dict
+) -> tuple[Tensor, Tensor]:
+    """Under class-sharded DDP: every rank writes its classes' set, rank 0 reads them all back
+    as the whole set (files rather than a collective: the whole set never sits on a device)."""
+    save_distilled(rank_shard(out, trainer.global_rank), images, labels, meta)
+    trainer.strategy.barrier("class shards written")
+    if not trainer.is_global_zero:
+        return images, labels
+    parts = [load_distilled(rank_shard(out, r)) for r in range(trainer.world_size)]
+    return merge_sets([(p.images, p.labels) for p in parts], int(meta["num_classes"]))

@@ -144,3 +144,29 @@ def test_ddp_ranks_holding_their_classes_write_the_one_process_set_and_resume_it
     five = load_distilled(_distill(tmp_path, "five", "loss=lorentz", "iterations=5")
                           / "distilled.safetensors")  # fmt: skip
     assert torch.equal(load_distilled(run_dir / "distilled.safetensors").images, five.images)
+
+
+def test_a_shard_of_a_store_reads_only_its_classes_rows(tmp_path):
+    from src.data import MappedPool, load_dataset
+    from src.methods.base import initial_synthetic_set
+
+    _, mapped = load_dataset("fashion_mnist", tmp_path, train=True, store=True)
+    assert isinstance(mapped, MappedPool)
+    rows: list[torch.Tensor] = []
+
+    class Recording:  # the mapped images, noting every gather
+        def __init__(self, images):
+            self.images, self.shape = images, images.shape
+
+        def __getitem__(self, index):
+            rows.append(index)
+            return self.images[index]
+
+    shard = mapped.with_classes([3, 4])
+    shard.images = Recording(mapped.images)
+    images, labels = initial_synthetic_set(shard, 2, "real", class_generators(0, "init", [3, 4]))
+    indices, _ = shard.sample(16, class_generators(0, "sample", [3, 4]))
+    shard.get(indices)
+    assert labels.tolist() == [3, 3, 4, 4] and images.shape == (4, 1, 28, 28)
+    read = torch.cat([r.reshape(-1) for r in rows])
+    assert len(read) == 4 + 32 and set(mapped.labels[read].tolist()) == {3, 4}

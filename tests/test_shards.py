@@ -170,3 +170,11 @@ def test_a_shard_of_a_store_reads_only_its_classes_rows(tmp_path):
     assert labels.tolist() == [3, 3, 4, 4] and images.shape == (4, 1, 28, 28)
     read = torch.cat([r.reshape(-1) for r in rows])
     assert len(read) == 4 + 32 and set(mapped.labels[read].tolist()) == {3, 4}
+
+
+def test_a_groups_integers_come_from_its_uniforms_by_floor_and_stay_in_range():
+    from src.augment.dsa import Columns
+
+    columns = Columns(torch.tensor([[0.0, 0.5], [0.9999999, 0.25], [0.5, 0.0]]))
+    assert columns.randint(-2, 3, 3).tolist() == [-2, 2, 0]  # -2 + floor(u * 5)
+    assert columns.rand(3).tolist() == [0.5, 0.25, 0.0]

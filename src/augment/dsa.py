@@ -21,9 +21,11 @@ number of parameter units: the batch size N in independent mode, ``num_groups`` 
    - cutout: ``randint(0, H + 1 - size_h % 2, (U,))`` for the row centre, then the same for
      columns, where ``size = int(side * cutout + 0.5)``.
 
-Siamese mode also takes one generator per group: group i then draws, from its own generator,
-its op (``randint(0, K, (1,))``) and every entry's parameters with U = 1, in the order above, so
-a group's transform does not depend on the other groups of the batch (a class-sharded run).
+Siamese mode also takes one generator per group (a class-sharded run's per-class streams):
+group i then draws one vector ``rand(1 + D)`` from its own generator, D being the number of
+draws in 2., and takes its op from the first entry and every parameter from the next ones in
+the order above, an integer in [lo, hi) as ``lo + floor(u * (hi - lo))``. So a group's
+transform depends on no other group of the batch, at one generator call per group.
 
 All draws are float32/int64 on the CPU with the given generator; the global RNG is never used.
 """
@@ -151,6 +153,70 @@ _APPLY: dict[str, Callable[[Tensor, Params], Tensor]] = {
 }
 
 
+class Draws:
+    """Where parameter draws come from: ``rand(u)`` uniforms in [0, 1) and ``randint(lo, hi, u)``
+    integers in [lo, hi), u of each."""
+
+    def rand(self, u: int) -> Tensor:
+        """``u`` uniforms in [0, 1)."""
+        raise NotImplementedError
+
+    def randint(self, lo: int, hi: int, u: int) -> Tensor:
+        """``u`` integers in [lo, hi)."""
+        raise NotImplementedError
+
+
+class FromGenerator(Draws):
+    """Straight from one generator (torch.rand, torch.randint)."""
+
+    def __init__(self, g: torch.Generator) -> None:
+        self.g = g
+
+    def rand(self, u: int) -> Tensor:
+        """torch.rand from the generator."""
+        return torch.rand(u, generator=self.g)
+
+    def randint(self, lo: int, hi: int, u: int) -> Tensor:
+        """torch.randint from the generator."""
+        return torch.randint(lo, hi, (u,), generator=self.g)
+
+
+class Columns(Draws):
+    """The columns of a (U, n) matrix of uniforms, one per draw, in order; an integer in
+    [lo, hi) is lo + floor(u (hi - lo))."""
+
+    def __init__(self, uniforms: Tensor) -> None:
+        self.uniforms, self.next = uniforms, 0
+
+    def rand(self, u: int) -> Tensor:
+        """The next column (one uniform per group; ``u`` is the number of groups)."""
+        column = self.uniforms[:, self.next]
+        self.next += 1
+        return column
+
+    def randint(self, lo: int, hi: int, u: int) -> Tensor:
+        """The next column, as integers in [lo, hi)."""
+        scaled = (self.rand(u) * (hi - lo)).long().clamp(max=hi - lo - 1)
+        return lo + scaled
+
+
+class Counted(Draws):
+    """Counts the draws (how many columns a group's vector needs)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def rand(self, u: int) -> Tensor:
+        """Count one draw."""
+        self.n += 1
+        return torch.zeros(u)
+
+    def randint(self, lo: int, hi: int, u: int) -> Tensor:
+        """Count one draw."""
+        self.n += 1
+        return torch.full((u,), lo)
+
+
 def _to_device(p: Params, like: Tensor) -> Params:
     """Move parameters to the input's device; floating ones also take its dtype."""
     return {
@@ -199,27 +265,27 @@ class DSA:
 
     # -- parameter draws (CPU, generator only) -------------------------------------------------
 
-    def _draw_primitive(self, name: str, u: int, h: int, w: int, g: torch.Generator) -> Params:
+    def _draw_primitive(self, name: str, u: int, h: int, w: int, g: Draws) -> Params:
         """Draw the parameters of one primitive for `u` units (see the module docstring)."""
         if name == "brightness":
-            return {"offset": (torch.rand(u, generator=g) - 0.5) * self.brightness}
+            return {"offset": (g.rand(u) - 0.5) * self.brightness}
         if name == "saturation":
-            return {"factor": torch.rand(u, generator=g) * self.saturation}
+            return {"factor": g.rand(u) * self.saturation}
         if name == "contrast":
-            return {"factor": torch.rand(u, generator=g) + self.contrast}
+            return {"factor": g.rand(u) + self.contrast}
         if name == "flip":
-            return {"mask": torch.rand(u, generator=g) < self.flip}
+            return {"mask": g.rand(u) < self.flip}
         if name == "scale":
             lo, span = 1.0 / self.scale, self.scale - 1.0 / self.scale
-            sx = torch.rand(u, generator=g) * span + lo
-            sy = torch.rand(u, generator=g) * span + lo
+            sx = g.rand(u) * span + lo
+            sy = g.rand(u) * span + lo
             zero = torch.zeros(u)
             theta = torch.stack(
                 [torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1
             )
             return {"theta": theta}
         if name == "rotate":
-            angle = (torch.rand(u, generator=g) - 0.5) * 2 * self.rotate * math.pi / 180
+            angle = (g.rand(u) - 0.5) * 2 * self.rotate * math.pi / 180
             cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros(u)
             theta = torch.stack(
                 [torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1
@@ -227,35 +293,30 @@ class DSA:
             return {"theta": theta}
         if name == "crop":
             sh, sw = int(h * self.crop + 0.5), int(w * self.crop + 0.5)
-            dy = torch.randint(-sh, sh + 1, (u,), generator=g)
-            dx = torch.randint(-sw, sw + 1, (u,), generator=g)
+            dy = g.randint(-sh, sh + 1, u)
+            dx = g.randint(-sw, sw + 1, u)
             return {"dy": dy, "dx": dx}
         if name == "cutout":
             size_h, size_w = int(h * self.cutout + 0.5), int(w * self.cutout + 0.5)
-            cy = torch.randint(0, h + 1 - size_h % 2, (u,), generator=g)
-            cx = torch.randint(0, w + 1 - size_w % 2, (u,), generator=g)
+            cy = g.randint(0, h + 1 - size_h % 2, u)
+            cx = g.randint(0, w + 1 - size_w % 2, u)
             top, left = cy - size_h // 2, cx - size_w // 2
             return {"top": top, "bottom": top + size_h, "left": left, "right": left + size_w}
         raise AssertionError(f"unhandled primitive {name}")  # parse_strategy guards this
 
-    def _draw_all(self, u: int, h: int, w: int, g: torch.Generator) -> list[list[Params]]:
+    def _draw_all(self, u: int, h: int, w: int, g: Draws) -> list[list[Params]]:
         """Parameters of every op entry (one Params per primitive), drawn in the fixed order."""
         return [[self._draw_primitive(p, u, h, w, g) for p in _PRIMITIVES[op]] for op in self.ops]
 
     def _draw_groups(
         self, gens: Sequence[torch.Generator], h: int, w: int
     ) -> tuple[Tensor, list[list[Params]]]:
-        """Each group's op and parameters from its own generator (U = 1), stacked by group."""
-        choices, tables = [], []
-        for g in gens:
-            choices.append(torch.randint(0, len(self.ops), (1,), generator=g))
-            tables.append(self._draw_all(1, h, w, g))
-        stacked = [
-            [{k: torch.cat([t[e][j][k] for t in tables]) for k in tables[0][e][j]}
-             for j in range(len(tables[0][e]))]
-            for e in range(len(self.ops))
-        ]  # fmt: skip
-        return torch.cat(choices), stacked
+        """Each group's op and parameters from one vector of uniforms of its own generator."""
+        count = Counted()
+        self._draw_all(1, h, w, count)
+        columns = Columns(torch.stack([torch.rand(1 + count.n, generator=g) for g in gens]))
+        choice = columns.randint(0, len(self.ops), len(gens))
+        return choice, self._draw_all(len(gens), h, w, columns)
 
     # -- application ---------------------------------------------------------------------------
 
@@ -291,7 +352,7 @@ class DSA:
         """One op for the whole batch, parameters drawn per image."""
         n, _, h, w = x.shape
         k = int(torch.randint(0, len(self.ops), (1,), generator=g))
-        table = self._draw_all(n, h, w, g)
+        table = self._draw_all(n, h, w, FromGenerator(g))
         return self._apply_entry(k, x, [_to_device(p, x) for p in table[k]])
 
     def _siamese(
@@ -310,7 +371,7 @@ class DSA:
             num_groups = int(groups.max()) + 1  # host sync; callers pass num_groups to avoid it
         if isinstance(g, torch.Generator):
             choice = torch.randint(0, len(self.ops), (num_groups,), generator=g)
-            table = self._draw_all(num_groups, h, w, g)
+            table = self._draw_all(num_groups, h, w, FromGenerator(g))
         else:
             choice, table = self._draw_groups(g, h, w)
 

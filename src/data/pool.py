@@ -111,19 +111,15 @@ class RealPool:
     def _sample_each(
         self, b: int, counts: Tensor, generators: Sequence[torch.Generator]
     ) -> tuple[Tensor, Tensor]:
-        """``sample`` with one generator per served class: rand(n_c) keys, the b_c smallest."""
+        """``sample`` with one generator per served class: each draws rand(n_c) keys alone."""
         if len(generators) != len(counts):
             raise ValueError(f"{len(generators)} generators for {len(counts)} classes")
-        indices = torch.empty(len(counts), b, dtype=torch.int64)
-        weights = torch.zeros(len(counts), b)
+        keys = torch.full(self.class_index.shape, 2.0)  # padding sorts last
         for row, (n, g) in enumerate(zip(counts.tolist(), generators, strict=True)):
-            keys = torch.rand(n, generator=g)
-            taken = min(b, n)
-            cols = keys.topk(taken, largest=False, sorted=True).indices
-            indices[row] = self.class_index[row, 0]  # padding: the class's first sample
-            indices[row, :taken] = self.class_index[row].index_select(0, cols)
-            weights[row, :taken] = 1.0
-        return indices, weights
+            keys[row, :n] = torch.rand(n, generator=g)
+        cols = keys.topk(b, dim=1, largest=False, sorted=True).indices
+        weights = (cols < counts.unsqueeze(1)).to(torch.float32)
+        return self.class_index.gather(1, cols), weights
 
     def random_per_class(
         self, n: int, generator: torch.Generator | Sequence[torch.Generator]

@@ -30,6 +30,7 @@ transform depends on no other group of the batch, at one generator call per grou
 All draws are float32/int64 on the CPU with the given generator; the global RNG is never used.
 """
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -217,6 +218,14 @@ class Counted(Draws):
         return torch.full((u,), lo)
 
 
+@functools.cache
+def _draw_count(ops: tuple[str, ...]) -> int:
+    """How many draws one unit's parameters take under ``ops`` (the same at any image size)."""
+    counted = Counted()
+    DSA(strategy="_".join(ops))._draw_all(1, 8, 8, counted)
+    return counted.n
+
+
 def _to_device(p: Params, like: Tensor) -> Params:
     """Move parameters to the input's device; floating ones also take its dtype."""
     return {
@@ -312,9 +321,8 @@ class DSA:
         self, gens: Sequence[torch.Generator], h: int, w: int
     ) -> tuple[Tensor, list[list[Params]]]:
         """Each group's op and parameters from one vector of uniforms of its own generator."""
-        count = Counted()
-        self._draw_all(1, h, w, count)
-        columns = Columns(torch.stack([torch.rand(1 + count.n, generator=g) for g in gens]))
+        draws = 1 + _draw_count(tuple(self.ops))  # the op, then every parameter
+        columns = Columns(torch.stack([torch.rand(draws, generator=g) for g in gens]))
         choice = columns.randint(0, len(self.ops), len(gens))
         return choice, self._draw_all(len(gens), h, w, columns)
 

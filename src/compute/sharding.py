@@ -69,7 +69,7 @@ def world_size(trainer_cfg: Any) -> int:
 def process_rank(trainer_cfg: Any) -> int:
     """This process's global rank, read as Lightning's environments will set it (torchrun:
     RANK; SLURM: SLURM_PROCID; Lightning's own launcher: NODE_RANK x devices + LOCAL_RANK).
-    The module checks it against the rank Lightning gives it (``check_rank``)."""
+    ``ClassShardCheck`` checks it against the rank Lightning gives it."""
     if "RANK" in os.environ:
         return int(os.environ["RANK"])
     if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", 1)) > 1:

@@ -97,29 +97,26 @@ class RealPool:
         """
         b = min(batch_per_class, int(self.counts.max()))
         counts = self.counts[self.classes]
-        if not isinstance(generator, torch.Generator):
-            return self._sample_each(b, counts, generator)
-        keys = torch.rand(self.class_index.shape, generator=generator)
         # Padding columns sort last, so the first n_c of each row are a random subset.
-        valid = torch.arange(self.class_index.shape[1]) < counts.unsqueeze(1)
-        keys = torch.where(valid, keys, torch.full_like(keys, 2.0))
+        if isinstance(generator, torch.Generator):
+            keys = torch.rand(self.class_index.shape, generator=generator)
+            valid = torch.arange(self.class_index.shape[1]) < counts.unsqueeze(1)
+            keys = torch.where(valid, keys, torch.full_like(keys, 2.0))
+        else:
+            keys = self._keys_each(counts, generator)
         cols = keys.topk(b, dim=1, largest=False, sorted=True).indices
         indices = self.class_index.gather(1, cols)
         weights = (cols < counts.unsqueeze(1)).to(torch.float32)
         return indices, weights
 
-    def _sample_each(
-        self, b: int, counts: Tensor, generators: Sequence[torch.Generator]
-    ) -> tuple[Tensor, Tensor]:
-        """``sample`` with one generator per served class: each draws rand(n_c) keys alone."""
+    def _keys_each(self, counts: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
+        """Sort keys with one generator per served class (rand(n_c) each), padding at 2."""
         if len(generators) != len(counts):
             raise ValueError(f"{len(generators)} generators for {len(counts)} classes")
-        keys = torch.full(self.class_index.shape, 2.0)  # padding sorts last
+        keys = torch.full(self.class_index.shape, 2.0)
         for row, (n, g) in enumerate(zip(counts.tolist(), generators, strict=True)):
             keys[row, :n] = torch.rand(n, generator=g)
-        cols = keys.topk(b, dim=1, largest=False, sorted=True).indices
-        weights = (cols < counts.unsqueeze(1)).to(torch.float32)
-        return self.class_index.gather(1, cols), weights
+        return keys
 
     def random_per_class(
         self, n: int, generator: torch.Generator | Sequence[torch.Generator]
@@ -134,15 +131,10 @@ class RealPool:
         return indices[:, :n]
 
     def with_classes(self, classes: Sequence[int] | Tensor) -> RealPool:
-        """The same pool serving only ``classes`` (sorted global ids): sampling, the initial
-        set and a method's classes are those; the images are shared, not copied."""
+        """The same pool serving only ``classes`` (sorted global ids, as
+        ``src.compute.sharding.job_classes`` checks them): sampling, the initial set and a
+        method's classes are those; the images are shared, not copied."""
         classes = torch.as_tensor(list(classes), dtype=torch.int64)
-        if len(classes) == 0 or classes.unique().tolist() != classes.tolist():
-            raise ConfigError(f"classes must be distinct and increasing, got {classes.tolist()}")
-        if int(classes[0]) < 0 or int(classes[-1]) >= self.num_classes:
-            raise ConfigError(
-                f"classes must lie in [0, {self.num_classes}), got {classes.tolist()}"
-            )
         pool = copy.copy(self)
         pool.class_index = self.class_index[torch.searchsorted(self.classes, classes)]
         pool.classes = classes

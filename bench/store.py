@@ -275,11 +275,15 @@ def table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def peak_text(peak: dict[str, int]) -> str:
+    """Total / anonymous / file-backed peak in GiB (from KiB)."""
+    return " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file"))
+
+
 def capped_rows(ranks: int, run: dict) -> list[str]:
     """Table rows of one capped distillation: its cap, exit, time and memory peaks."""
     gib, cap = 2**30, "cgroup" if run["capped"] else "NOT capped: no writable cgroup"
     who = "one process" if ranks == 1 else f"{ranks} CPU ranks, each holding its classes"
-    text = lambda peak: " / ".join(f"{peak[k] / 2**20:.2f}" for k in ("rss", "anon", "file"))  # noqa: E731
     rows = [
         f"| distillation, {who} (ImageFolder, IPC 1, batch_real 16, then "
         f"`{' '.join(run.get('overrides', []))}`) under a memory cap of "
@@ -288,10 +292,10 @@ def capped_rows(ranks: int, run: dict) -> list[str]:
         f"exit {run['returncode']}, "
         f"{run['seconds']:.0f} s |",
         f"| its peak resident memory, all processes: total / anonymous / file-backed (the mapped "
-        f"store) | {text(run['peak_kib'])} GiB |",
+        f"store) | {peak_text(run['peak_kib'])} GiB |",
     ]  # fmt: skip
     if ranks > 1:
-        per = " ; ".join(text(p) for p in run["process_peaks_kib"])
+        per = " ; ".join(peak_text(p) for p in run["process_peaks_kib"])
         rows.append(f"| each process's peak (launcher = rank 0 first) | {per} GiB |")
     if "cgroup_peak_bytes" in run:
         rows.append(f"| the cgroup's peak charge (page cache included) | "
